@@ -1,0 +1,1 @@
+"""Data in and out: readers with rejects, Parquet writers, stable ids, run layout."""

@@ -1,0 +1,96 @@
+"""Filesystem helpers over pyarrow.fs: local paths and URIs (s3://, gs://, ...) alike."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+
+def is_uri(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+def absolute(path: str) -> str:
+    """Local paths become absolute (Ray workers may run in another cwd); URIs stay."""
+    if is_uri(path):
+        return path
+    if path.startswith("file://"):
+        path = path[len("file://"):]
+    return str(Path(path).expanduser().resolve())
+
+
+def filesystem(path: str) -> tuple[pafs.FileSystem, str]:
+    path = absolute(path)
+    if is_uri(path):
+        return pafs.FileSystem.from_uri(path)
+    return pafs.LocalFileSystem(), path
+
+
+def join(base: str, *parts: str) -> str:
+    return posixpath.join(base, *parts) if is_uri(base) else os.path.join(base, *parts)
+
+
+def exists(path: str) -> bool:
+    fs, p = filesystem(path)
+    return fs.get_file_info(p).type != pafs.FileType.NotFound
+
+
+def makedirs(path: str) -> None:
+    fs, p = filesystem(path)
+    fs.create_dir(p, recursive=True)
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Write atomically where the filesystem allows (local: temp file + rename)."""
+    fs, p = filesystem(path)
+    fs.create_dir(posixpath.dirname(p) if is_uri(path) else os.path.dirname(p), recursive=True)
+    if isinstance(fs, pafs.LocalFileSystem):
+        tmp = f"{p}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, p)
+    else:
+        with fs.open_output_stream(p) as f:
+            f.write(data)
+
+
+def read_bytes(path: str) -> bytes:
+    fs, p = filesystem(path)
+    with fs.open_input_stream(p) as f:
+        return f.read()
+
+
+def list_files(path: str, suffixes: tuple[str, ...] | None = None) -> list[str]:
+    """Files under ``path`` (a file, a folder, or a local glob), sorted, hidden files skipped."""
+    if not is_uri(path) and any(ch in path for ch in "*?["):
+        import glob
+
+        found = sorted(glob.glob(os.path.expanduser(path), recursive=True))
+        return [absolute(f) for f in found if os.path.isfile(f) and _ok(f, suffixes)]
+    fs, p = filesystem(path)
+    info = fs.get_file_info(p)
+    if info.type == pafs.FileType.NotFound:
+        return []
+    prefix = path.split("://", 1)[0] + "://" if is_uri(path) else ""
+    if info.type == pafs.FileType.File:
+        return [prefix + p if prefix else p]
+    infos = fs.get_file_info(pafs.FileSelector(p, recursive=True))
+    files = sorted(
+        i.path for i in infos
+        if i.type == pafs.FileType.File and not any(
+            part.startswith((".", "_")) for part in i.path[len(p):].split("/") if part
+        ) and _ok(i.path, suffixes)
+    )  # fmt: skip
+    return [prefix + f if prefix else f for f in files]
+
+
+def _ok(path: str, suffixes: tuple[str, ...] | None) -> bool:
+    return suffixes is None or path.lower().endswith(suffixes)
+
+
+def delete_file(path: str) -> None:
+    fs, p = filesystem(path)
+    fs.delete_file(p)

@@ -1,0 +1,100 @@
+"""The output layout, the same for every job::
+
+    OUTPUT_DIR/data/       Parquet: the job's rows (one per id; `error` says if one failed)
+    OUTPUT_DIR/rejects/    Parquet: input rows that produced no output, with reasons
+    OUTPUT_DIR/run.json    the latest run: config, versions, counts, tokens, timings
+    OUTPUT_DIR/runs/       one JSON per run (history)
+    (jobs may add folders, e.g. WRAP's OUTPUT_DIR/mix/)
+
+Resume: ids already in ``data/`` without an error are done, and a rerun skips them.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from synth_ray.io import fs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    root: str
+
+    @classmethod
+    def at(cls, output_dir: str) -> "OutputLayout":
+        return cls(fs.absolute(output_dir))
+
+    def sub(self, name: str) -> str:
+        return fs.join(self.root, name)
+
+    @property
+    def data(self) -> str:
+        return self.sub("data")
+
+    @property
+    def rejects(self) -> str:
+        return self.sub("rejects")
+
+    @property
+    def run_json(self) -> str:
+        return self.sub("run.json")
+
+    def run_record(self, run_id: str) -> str:
+        return fs.join(self.sub("runs"), f"{run_id}.json")
+
+    def make(self) -> None:
+        for d in (self.root, self.data, self.rejects):
+            fs.makedirs(d)
+
+
+def read_parquet_dir(path: str, columns: list[str] | None = None) -> pa.Table | None:
+    """All readable Parquet files under ``path`` concatenated (None when there are none).
+
+    A file that cannot be read (e.g. cut short by a killed run) is moved aside to
+    ``<name>.corrupt`` and logged: its rows are not done, so the rerun makes them again.
+    """
+    tables = []
+    for f in fs.list_files(path, (".parquet",)):
+        try:
+            t = pq.read_table(io.BytesIO(fs.read_bytes(f)), columns=columns)
+        except (pa.ArrowInvalid, OSError) as exc:
+            log.warning("unreadable output file %s (%s): moved aside, its rows will be redone", f, exc)
+            fsys, p = fs.filesystem(f)
+            fsys.move(p, p + ".corrupt")
+            continue
+        tables.append(t)
+    if not tables:
+        return None
+    return pa.concat_tables(tables, promote_options="default")
+
+
+def done_ids(data_dir: str) -> set[str]:
+    """Ids present in ``data_dir`` with no error."""
+    t = read_parquet_dir(data_dir, columns=["id", "error"])
+    if t is None:
+        return set()
+    ok = t.filter(pc.is_null(t.column("error")))
+    return set(ok.column("id").to_pylist())
+
+
+def superseded_error_rows(data_dir: str) -> None:
+    """Rewrite files holding error rows whose id now also has a successful row."""
+    done = done_ids(data_dir)
+    for f in fs.list_files(data_dir, (".parquet",)):
+        t = pq.read_table(io.BytesIO(fs.read_bytes(f)))
+        if "error" not in t.column_names:
+            continue
+        stale = pc.and_(pc.is_valid(t.column("error")), pc.is_in(t.column("id"), pa.array(list(done), pa.string())))
+        if pc.any(stale).as_py():
+            keep = t.filter(pc.invert(stale))
+            buf = io.BytesIO()
+            pq.write_table(keep, buf)
+            fs.write_bytes(f, buf.getvalue())

@@ -1,0 +1,67 @@
+"""The method contract: a config model and a ``run`` over a prepared context.
+
+A method module defines ``XConfig(JobConfig)`` with ``method: Literal["x"]`` and its fields
+(each described), and registers ``@METHODS.register("x") class X(Method)``. The runner
+validates the YAML against the method's config (unknown keys rejected), resolves the model,
+starts or joins Ray, builds the engine, and calls ``run``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from pydantic import Field
+
+from synth_ray.config import RayConfig, StrictModel
+from synth_ray.engines import EngineSpec
+from synth_ray.engines.vllm_engine import VLLMEngineConfig
+from synth_ray.registry import Registry
+
+if TYPE_CHECKING:
+    from synth_ray.engines import Engine
+    from synth_ray.io.layout import OutputLayout
+    from synth_ray.models import ResolvedModel
+    from synth_ray.runinfo import RunRecord
+
+
+class JobConfig(StrictModel):
+    method: str = Field(description="Which method runs: one of `synth-ray methods`.")
+    model: str = Field(
+        "tiny",
+        description="Model: 'tiny' (a tiny random model built locally), a local Hugging Face "
+        "folder, or a hub id. With engine.type=openai: the served model name.",
+    )
+    output_dir: str = Field(
+        description="Where the run writes data/, rejects/, run.json (local path or URI)."
+    )
+    engine: EngineSpec = Field(
+        default_factory=VLLMEngineConfig, description="Generation engine (engine.type selects)."
+    )
+    ray: RayConfig = Field(default_factory=RayConfig, description="Ray cluster to use.")
+
+
+@dataclass
+class JobContext:
+    config: JobConfig
+    layout: "OutputLayout"
+    record: "RunRecord"
+    model: "ResolvedModel"
+    engine: "Engine"
+
+    @property
+    def run_id(self) -> str:
+        return self.record.run_id
+
+
+class Method:
+    config_cls: ClassVar[type[JobConfig]] = JobConfig
+
+    def preflight(self, config: JobConfig) -> None:
+        """Checks that need no Ray (inputs exist, templates load); raise ConfigError."""
+
+    def run(self, ctx: JobContext) -> None:
+        raise NotImplementedError
+
+
+METHODS: Registry[type[Method]] = Registry("method")

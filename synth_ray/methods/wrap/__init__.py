@@ -1,0 +1,30 @@
+"""WRAP: Web Rephrase Augmented Pretraining (survey, "Synthetic data for pretraining").
+
+Maini et al. (Apple) rephrase C4 documents with an instruction-tuned model in four styles:
+(i) easy text a child can understand, (ii) medium, high-quality Wikipedia-like text, (iii) hard,
+terse and abstruse text, (iv) Q&A in conversational question-answering format, each over at most
+300 tokens (longer inputs lost information), and pretrain on real and synthetic text sampled
+1:1 (keeping the noisy web text's typos and style in the mix).
+
+Defaults are the paper's: the four style prompts of the survey verbatim (``templates/``, in the
+Vicuna chat format the survey shows, sent as a raw prompt), 300-token chunks, a 1:1 mix.
+Named deviations, all options:
+- ``prompt_format: chat`` sends the same prompt as system + user messages through the model's
+  own chat template (for models not tuned on the Vicuna format).
+- ``sampling``: the survey gives no sampling parameters for WRAP; the defaults here
+  (temperature 0.7, top_p 0.9, max_tokens 512) are ours.
+- ``mix.real_to_synthetic``: the ratio of real to synthetic rows (1.0 = the paper's 1:1). The
+  mix is made without repeating any row, so the side with more rows is subsampled.
+
+Data flow, input file to Parquet::
+
+    read_documents (JSONL/Parquet; bad rows -> rejects/)
+      -> chunk_documents (<= chunk_tokens tokens of the model's tokenizer)
+      -> build_requests (one per chunk and style; stable ids)
+      -> generate_pending (skip ids already done; engine; append to data/)
+      -> build_mix (real chunks + rephrasings at the configured ratio -> mix/)
+"""
+
+from synth_ray.methods.wrap.wrap import WRAP, WrapConfig
+
+__all__ = ["WRAP", "WrapConfig"]

@@ -1,0 +1,68 @@
+"""Resolve a model spec from a job config to something engines can load, before any work.
+
+A spec is one of:
+- ``tiny``: the tiny random model, built on demand in the cache folder (no network);
+- a local folder holding a Hugging Face model (``config.json``, weights, tokenizer);
+- a Hugging Face Hub id (``org/name``), checked by fetching its config (cached or online).
+
+A spec that resolves to nothing raises :class:`ModelNotFoundError` naming what was looked for.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ModelNotFoundError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    spec: str  # what the config said
+    source: str  # what engines load: a local folder or a hub id
+    kind: str  # "tiny" | "local" | "hub"
+
+    @property
+    def name(self) -> str:
+        """The name recorded in rows and ids: the spec as written."""
+        return self.spec
+
+
+
+
+
+def resolve_model(spec: str, *, check_hub: bool = True) -> ResolvedModel:
+    if not spec or not spec.strip():
+        raise ModelNotFoundError("model: empty model name")
+    if spec == "tiny":
+        from synth_ray.models.tiny import tiny_model_path
+
+        return ResolvedModel(spec, str(tiny_model_path()), "tiny")
+
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(
+                f"model {spec!r}: folder {path.resolve()} exists but has no config.json "
+                "(expected a Hugging Face model folder: config.json, weights, tokenizer files)"
+            )
+        return ResolvedModel(spec, str(path.resolve()), "local")
+
+    looked = [f"a local folder at {path.resolve()}"]
+    if spec.startswith(("/", ".", "~")) or spec.count("/") > 1 or not check_hub:
+        raise ModelNotFoundError(f"model {spec!r} not found: looked for {looked[0]}")
+    try:
+        from transformers import AutoConfig
+
+        AutoConfig.from_pretrained(spec)
+    except Exception as exc:  # noqa: BLE001 - any failure means "not loadable"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelNotFoundError(
+            f"model {spec!r} not found: looked for {looked[0]} and for the Hugging Face Hub "
+            f"id {spec!r} (cache {os.environ.get('HF_HOME', '~/.cache/huggingface')}, then the "
+            f"Hub): {reason}. Use `model: tiny`, a local folder, or a reachable hub id."
+        ) from None
+    return ResolvedModel(spec, spec, "hub")

@@ -1,0 +1,101 @@
+"""Run a job config: validate, resolve the model, start or join Ray, run, record.
+
+Everything that can fail on configuration fails here, before any work: unknown method or
+engine (listing the known ones), unknown or mistyped fields (named), a model that cannot be
+found (saying what was looked for), missing inputs, an unreachable endpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import traceback
+from typing import Any
+
+from synth_ray.config import ConfigError, apply_overrides, load_yaml, validate
+from synth_ray.engines import build_engine
+from synth_ray.io.layout import OutputLayout
+from synth_ray.io import rejects as rejects_io
+from synth_ray.methods import METHODS, JobConfig, JobContext
+from synth_ray.models import ModelNotFoundError, resolve_model
+from synth_ray.runinfo import RunRecord
+
+log = logging.getLogger(__name__)
+
+
+def load_job_config(path: str | None = None, overrides: list[str] | None = None,
+                    data: dict[str, Any] | None = None) -> JobConfig:  # fmt: skip
+    """YAML file (or dict) + ``--set`` overrides -> the method's validated config."""
+    raw = dict(data) if data is not None else load_yaml(path)  # type: ignore[arg-type]
+    raw = apply_overrides(raw, overrides or [])
+    source = str(path or "config")
+    method = raw.get("method")
+    if not method:
+        raise ConfigError(f"{source}: field 'method' is required; known: {', '.join(METHODS.names())}")
+    try:
+        method_cls = METHODS.get(str(method))
+    except KeyError as exc:
+        raise ConfigError(f"{source}: field 'method': {exc.args[0]}") from None
+    return validate(method_cls.config_cls, raw, source)
+
+
+def init_ray(config: JobConfig) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = config.ray.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init(num_cpus=config.ray.num_cpus or max(8, os.cpu_count() or 1), include_dashboard=False)
+
+
+def prepare(config: JobConfig) -> tuple[Any, Any, Any]:
+    """Pre-flight checks needing no Ray: (method, model, engine)."""
+    method = METHODS.get(config.method)()
+    method.preflight(config)
+    check_hub = config.engine.type != "openai"
+    try:
+        if config.engine.type == "openai":
+            from synth_ray.models.resolve import ResolvedModel
+
+            model = ResolvedModel(config.model, config.model, "served")
+        else:
+            model = resolve_model(config.model, check_hub=check_hub)
+    except ModelNotFoundError as exc:
+        raise ConfigError(f"field 'model': {exc}") from None
+    engine = build_engine(config.engine, model)
+    try:
+        engine.preflight()
+    except RuntimeError as exc:
+        raise ConfigError(str(exc)) from None
+    return method, model, engine
+
+
+def run_job(config: JobConfig) -> dict[str, Any]:
+    """Run a validated job; returns the run record written to ``run.json``."""
+    method, model, engine = prepare(config)
+    layout = OutputLayout.at(config.output_dir)
+    layout.make()
+    record = RunRecord(layout, config.model_dump(mode="json"))
+    record.extra["model"] = {"spec": model.spec, "source": model.source, "kind": model.kind}
+    init_ray(config)
+    ctx = JobContext(config=config, layout=layout, record=record, model=model, engine=engine)
+    try:
+        method.run(ctx)
+        with record.stage("rejects"):
+            table = rejects_io.compact(layout.rejects)
+        reasons: dict[str, int] = {}
+        for r in table.column("reason").to_pylist():
+            reasons[r] = reasons.get(r, 0) + 1
+        record.counts["rejected"] = table.num_rows
+        record.counts["rejects_by_reason"] = reasons
+        record.status = "succeeded"
+    except BaseException as exc:
+        record.status = "failed"
+        record.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        raise
+    finally:
+        record.write()
+    return record.to_dict()

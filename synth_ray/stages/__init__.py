@@ -1,0 +1,1 @@
+"""Stages between data and engines: chunking, prompt building, parsing, filters."""

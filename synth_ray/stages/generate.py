@@ -1,0 +1,88 @@
+"""Generate what is not done yet, and write it.
+
+Shared by every job: request rows (see ``synth_ray.engines.base``) are expanded per sample,
+rows whose id is already in ``OUTPUT_DIR/data`` without an error are skipped (resume), the
+rest go through the engine and are appended to ``data/`` with this run's id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from synth_ray.engines.base import expand_samples
+from synth_ray.io.layout import done_ids, read_parquet_dir, superseded_error_rows
+
+if TYPE_CHECKING:
+    import ray.data
+
+    from synth_ray.methods.base import JobContext
+
+_DONE_CACHE: dict = {}
+
+
+@dataclass
+class GenerationStats:
+    requested: int = 0  # rows (requests x samples) this run was asked for
+    skipped_done: int = 0  # of which already done
+    generated: int = 0  # rows this run wrote
+    errors: int = 0  # of which failed (error set)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+def _drop_done(batch: pa.Table, done_ref) -> pa.Table:
+    import ray
+
+    key = done_ref.hex()
+    if key not in _DONE_CACHE:
+        _DONE_CACHE.clear()
+        _DONE_CACHE[key] = pa.array(sorted(ray.get(done_ref)), pa.string())
+    done = _DONE_CACHE[key]
+    if len(done) == 0:
+        return batch
+    return batch.filter(pc.invert(pc.is_in(batch.column("id"), done)))
+
+
+def _finalize(batch: pa.Table, run_id: str) -> pa.Table:
+    drop = [c for c in ("prompt", "messages") if c in batch.column_names]
+    batch = batch.drop_columns(drop)
+    return batch.append_column("run_id", pa.array([run_id] * batch.num_rows, pa.string()))
+
+
+def generate_pending(
+    ctx: "JobContext", requests: "ray.data.Dataset", input_kind: str = "prompt"
+) -> GenerationStats:
+    import ray
+
+    stats = GenerationStats()
+    rows = requests.map_batches(expand_samples, batch_format="pyarrow", num_cpus=0.25)
+    rows = rows.materialize()  # prompts only (small next to generations): exact counts
+    stats.requested = rows.count()
+    done = done_ids(ctx.layout.data)
+    pending = rows.map_batches(
+        _drop_done, fn_kwargs={"done_ref": ray.put(done)}, batch_format="pyarrow", num_cpus=0.25
+    )
+    n_pending = pending.count()
+    stats.skipped_done = stats.requested - n_pending
+    if n_pending == 0:
+        return stats
+    out = ctx.engine.generate(pending, input_kind)
+    out = out.map_batches(
+        _finalize, fn_kwargs={"run_id": ctx.run_id}, batch_format="pyarrow", num_cpus=0.25
+    )
+    out.write_parquet(ctx.layout.data)
+    superseded_error_rows(ctx.layout.data)
+
+    mine = read_parquet_dir(
+        ctx.layout.data, columns=["run_id", "error", "prompt_tokens", "completion_tokens"]
+    )
+    mine = mine.filter(pc.equal(mine.column("run_id"), ctx.run_id))
+    stats.generated = mine.num_rows
+    stats.errors = mine.num_rows - pc.sum(pc.is_null(mine.column("error"))).as_py() if mine.num_rows else 0
+    stats.prompt_tokens = int(pc.sum(mine.column("prompt_tokens")).as_py() or 0)
+    stats.completion_tokens = int(pc.sum(mine.column("completion_tokens")).as_py() or 0)
+    return stats

@@ -5,17 +5,19 @@ import pytest
 from synth_ray.config import ConfigError
 from synth_ray.runner import load_job_config, prepare
 
-BASE = {"method": "wrap", "input": "examples/c4_sample.jsonl", "output_dir": "/tmp/x"}
+from .conftest import REPO
+
+BASE = {"method": "wrap", "input": str(REPO / "examples/c4_sample.jsonl"), "output_dir": "/tmp/x"}
 
 
 def test_job_yaml_files_parse():
-    cfg = load_job_config("jobs/wrap.yaml")
+    cfg = load_job_config(str(REPO / "jobs/wrap.yaml"))
     assert cfg.method == "wrap" and cfg.chunk_tokens == 300 and cfg.styles == ["easy", "medium", "hard", "qa"]
     assert cfg.mix.real_to_synthetic == 1.0 and cfg.engine.type == "vllm"
 
 
 def test_set_overrides_are_typed():
-    cfg = load_job_config("jobs/wrap.yaml", ["engine.replicas=2", "sampling.temperature=0.2",
+    cfg = load_job_config(str(REPO / "jobs/wrap.yaml"), ["engine.replicas=2", "sampling.temperature=0.2",
                                              "styles=[easy, qa]", "engine.type=openai"])
     assert cfg.engine.replicas == 2 and cfg.sampling.temperature == 0.2
     assert cfg.styles == ["easy", "qa"] and type(cfg.engine).__name__ == "OpenAIEngineConfig"
@@ -68,5 +70,5 @@ def test_missing_model_and_input_fail_before_ray(tmp_path):
 def test_cli_exit_code_and_message(capsys):
     from synth_ray.cli import main
 
-    assert main(["validate", "jobs/wrap.yaml", "--set", "engine.replicas=zero"]) == 2
+    assert main(["validate", str(REPO / "jobs/wrap.yaml"), "--set", "engine.replicas=zero"]) == 2
     assert "field 'engine.replicas'" in capsys.readouterr().err

@@ -14,6 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from synth_ray.runner import load_job_config, run_job
+
+from ..conftest import REPO
 from synth_ray.stages.tokenizers import load_tokenizer
 
 pytestmark = pytest.mark.slow
@@ -63,7 +65,7 @@ def docs_file(tmp_path_factory, c4_docs) -> tuple[Path, dict[int, str]]:
 def _config(docs: Path, out: Path, **extra):
     overrides = [f"input={docs}", f"output_dir={out}", "sampling.max_tokens=16",
                  "max_doc_bytes=30000", "engine.batch_size=32"]  # fmt: skip
-    return load_job_config("jobs/wrap.yaml", overrides + [f"{k}={v}" for k, v in extra.items()])
+    return load_job_config(str(REPO / "jobs/wrap.yaml"), overrides + [f"{k}={v}" for k, v in extra.items()])
 
 
 def _data(out: Path) -> pa.Table:

@@ -14,6 +14,7 @@ from synth_ray.io import fs
 from synth_ray.io.ids import stable_hash
 from synth_ray.io.readers import InputError, ReadOptions, find_inputs, read_documents
 from synth_ray.methods.base import METHODS, JobConfig, JobContext, Method
+from synth_ray.models import ModelNotFoundError, resolve_model
 from synth_ray.stages.chunk import chunk_documents
 from synth_ray.stages.generate import generate_pending
 from synth_ray.stages.prompt import PromptTemplate, load_template
@@ -46,6 +47,11 @@ class WrapConfig(JobConfig):
     max_doc_bytes: int = Field(
         1_000_000, ge=1, description="Documents larger than this (UTF-8 bytes) are rejected; "
         "smaller long documents are chunked."
+    )
+    tokenizer: str | None = Field(
+        None,
+        description="Tokenizer that measures chunks (tiny, folder or hub id). Default: the model; "
+        "set it when the model is only a served name (engine.type=openai).",
     )
     chunk_tokens: int = Field(
         300, ge=8, description="Max tokens (model tokenizer) per rephrased chunk; WRAP: 300."
@@ -131,6 +137,16 @@ class WRAP(Method):
             find_inputs(config.input)
         except InputError as exc:
             raise ConfigError(str(exc)) from None
+        self.tokenizer_source(config)
+
+    @staticmethod
+    def tokenizer_source(config: WrapConfig) -> str:
+        spec = config.tokenizer or config.model
+        try:
+            return resolve_model(spec).source
+        except ModelNotFoundError as exc:
+            field = "tokenizer" if config.tokenizer else "model"
+            raise ConfigError(f"field '{field}' (the tokenizer that measures chunks): {exc}") from None
 
     def run(self, ctx: JobContext) -> None:
         cfg: WrapConfig = ctx.config  # type: ignore[assignment]
@@ -142,7 +158,7 @@ class WRAP(Method):
             docs = read_documents(cfg.input, opts)
             chunks = docs.map_batches(
                 chunk_documents,
-                fn_kwargs={"tokenizer": ctx.model.source, "max_tokens": cfg.chunk_tokens},
+                fn_kwargs={"tokenizer": self.tokenizer_source(cfg), "max_tokens": cfg.chunk_tokens},
                 batch_format="pyarrow",
             ).materialize()
         requests = chunks.map_batches(

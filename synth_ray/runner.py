@@ -48,7 +48,9 @@ def init_ray(config: JobConfig) -> None:
     if address:
         ray.init(address=address, log_to_driver=True)
     else:
-        ray.init(num_cpus=config.ray.num_cpus or max(8, os.cpu_count() or 1), include_dashboard=False)
+        # address="local": a new embedded Ray, never a cluster that `ray start` left running here.
+        ray.init(address="local", num_cpus=config.ray.num_cpus or max(8, os.cpu_count() or 1),
+                 include_dashboard=False)
 
 
 def prepare(config: JobConfig) -> tuple[Any, Any, Any]:

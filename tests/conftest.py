@@ -38,7 +38,7 @@ def ray_local(tiny_model):
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=8, include_dashboard=False,
+        ray.init(address="local", num_cpus=8, include_dashboard=False,
                  runtime_env={"env_vars": {"VLLM_CPU_KVCACHE_SPACE": "1"}})
     yield ray
     ray.shutdown()

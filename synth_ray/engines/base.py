@@ -67,6 +67,9 @@ class SamplingConfig(StrictModel):
         None, description="Base seed; sample k of a request uses seed + k. None: random."
     )
     stop: list[str] = Field(default_factory=list, description="Stop strings.")
+    ignore_eos: bool = Field(
+        False, description="Generate max_tokens whatever the model says (benchmarks, vLLM only)."
+    )
     json_schema: dict[str, Any] | None = Field(
         None,
         description="Ask the engine for JSON matching this schema (vLLM structured outputs, "

@@ -155,6 +155,8 @@ class _OpenAIWorker:
             body["seed"] = int(s["seed"])
         if s.get("stop"):
             body["stop"] = list(s["stop"])
+        if s.get("ignore_eos"):
+            body["ignore_eos"] = True  # a vLLM server extension
         if s.get("json_schema"):
             body["response_format"] = {
                 "type": "json_schema",

@@ -13,6 +13,16 @@ Where ``ray.data.llm`` (Ray 2.60) cannot serve a need we extend around it, not i
   postprocess, so our post-step is a separate ``map_batches``).
 - its output columns (``request_id``, ``prompt``, ``params``...) would overwrite passthrough
   columns of the same name: ours are stashed under a prefix around the processor.
+- structured output: rows of one ``generate`` call must all set ``json_schema`` or all leave
+  it unset. A null ``structured_outputs`` beside a struct one makes Ray 2.60 fail to
+  concatenate blocks (ray-project/ray#61656), and vLLM has no "no constraint" value to put in
+  its place. A mixed batch fails here with that explanation, before the engine sees it.
+- seeds: a row without a seed is sent ``seed=-1`` (vLLM's "no seed"), never null: Ray 2.60
+  hands a nullable integer column to the stage through numpy as floats (NaN), which vLLM's
+  engine core cannot decode; its input thread dies and the engine hangs.
+- seeded sampling on CPU: vLLM's CPU backend crashes ("CPU Generator does not use offset") when
+  a seeded request's prefill is split across steps, and Ray then restarts the engine forever.
+  On CPU chunked prefill is off (``enable_chunked_prefill=False``): a prefill is never split.
 - its tokenize/detokenize stages are off: vLLM tokenizes and detokenizes inside the engine,
   and extra CPU stages only compete with it for cores (see benchmarks/generation_overhead.py).
 """
@@ -99,6 +109,11 @@ class VLLMEngine(Engine):
             "tensor_parallel_size": c.tensor_parallel_size,
             "dtype": c.dtype,
             "enforce_eager": c.enforce_eager if c.enforce_eager is not None else device == "cpu",
+            # Per-request stats make successful rows carry a `metrics` struct while error rows
+            # carry null, and Ray 2.60 then fails to concatenate a batch holding both (TypeError
+            # in _backfill_missing_fields). Off, every row's metrics are null; it also spares
+            # a stats dump after every batch.
+            "disable_log_stats": True,
         }
         if c.max_model_len:
             engine_kwargs["max_model_len"] = c.max_model_len
@@ -107,10 +122,13 @@ class VLLMEngine(Engine):
             # ray.data.llm's default bundle asks for a GPU and would wait forever on CPU nodes.
             placement = {"bundles": [{"CPU": c.num_cpus}] * c.tensor_parallel_size}
             env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(c.kv_cache_space_gb))
+            # Seeded requests crash the CPU backend when their prefill is split (see above).
+            engine_kwargs.setdefault("enable_chunked_prefill", False)
             accelerator = None
         else:
             placement = {"bundle_per_worker": {"GPU": c.num_gpus, "CPU": c.num_cpus}}
             accelerator = c.accelerator_type
+        env = _without_job_env(env)
         return vLLMEngineProcessorConfig(
             model_source=self.model.source,
             engine_kwargs=engine_kwargs,
@@ -120,6 +138,7 @@ class VLLMEngine(Engine):
             concurrency=c.replicas,
             max_concurrent_batches=c.max_concurrent_batches,
             should_continue_on_error=True,
+            log_engine_metrics=False,
             chat_template_stage=input_kind == "messages",
             tokenize_stage=False,
             detokenize_stage=False,
@@ -142,6 +161,39 @@ class VLLMEngine(Engine):
         )  # fmt: skip
 
 
+# An explicit type: inferred ones differ between blocks (a block whose rows all lack a seed or a
+# schema infers `null`), and Ray cannot concatenate those blocks.
+SAMPLING_PARAMS_TYPE = pa.struct(
+    [
+        ("n", pa.int64()), ("temperature", pa.float64()), ("top_p", pa.float64()),
+        ("max_tokens", pa.int64()), ("seed", pa.int64()), ("stop", pa.list_(pa.string())),
+        ("ignore_eos", pa.bool_()),
+        ("structured_outputs", pa.struct([("json", pa.string()), ("disable_any_whitespace", pa.bool_())])),
+    ]
+)  # fmt: skip
+
+
+def _without_job_env(env: dict[str, str]) -> dict[str, str]:
+    """Drop variables the job's runtime env already sets to the same value.
+
+    ``build_processor`` calls ``ray.init(runtime_env=...)``; inside a ``ray job submit`` driver
+    Ray refuses to merge that with the job's runtime env when both set a key, even to the same
+    value. The job's variables reach every worker of the job anyway. A different value is a
+    real conflict and fails here, naming the variable.
+    """
+    import ray
+
+    try:
+        job_env = (ray.get_runtime_context().runtime_env or {}).get("env_vars") or {}
+    except Exception:  # noqa: BLE001 - no runtime context: nothing to merge with
+        job_env = {}
+    clash = {k: (v, job_env[k]) for k, v in env.items() if k in job_env and job_env[k] != v}
+    if clash:
+        detail = ", ".join(f"{k}: engine wants {a!r}, job sets {b!r}" for k, (a, b) in clash.items())
+        raise ValueError(f"engine.env conflicts with the job's runtime env ({detail})")
+    return {k: v for k, v in env.items() if k not in job_env}
+
+
 def _vllm_sampling_params(s: dict[str, Any]) -> dict[str, Any]:
     schema = s.get("json_schema")
     return {
@@ -149,10 +201,15 @@ def _vllm_sampling_params(s: dict[str, Any]) -> dict[str, Any]:
         "temperature": float(s.get("temperature", 1.0)),
         "top_p": float(s.get("top_p", 1.0)),
         "max_tokens": int(s.get("max_tokens", 256)),
-        "seed": s.get("seed"),
+        "seed": int(s["seed"]) if s.get("seed") is not None else -1,  # -1: vLLM's "no seed"
         "stop": list(s.get("stop") or []) or None,
+        "ignore_eos": bool(s.get("ignore_eos", False)),
         # A JSON string, not a nested struct: schemas are heterogeneous across rows.
-        "structured_outputs": {"json": json.dumps(schema)} if schema else None,
+        # Compact JSON (no free whitespace between tokens): parses the same, and a weak model
+        # cannot spend its token budget on whitespace between keys.
+        "structured_outputs": (
+            {"json": json.dumps(schema), "disable_any_whitespace": True} if schema else None
+        ),
     }
 
 
@@ -165,7 +222,13 @@ def _to_vllm_rows(batch: pa.Table, input_kind: str) -> pa.Table:
                 [f"{_STASH}{n}" if n == name else n for n in batch.column_names]
             )
     params = [_vllm_sampling_params(json.loads(s)) for s in batch.column("sampling").to_pylist()]
-    return batch.append_column("sampling_params", pa.array(params))
+    structured = {p["structured_outputs"] is not None for p in params}
+    if len(structured) > 1:
+        raise ValueError(
+            "vllm engine: rows of one generate() call must all set sampling.json_schema or all "
+            "leave it unset (Ray 2.60 cannot mix them: ray-project/ray#61656); split the call"
+        )
+    return batch.append_column("sampling_params", pa.array(params, SAMPLING_PARAMS_TYPE))
 
 
 def _from_vllm_rows(batch: pa.Table, model: str) -> pa.Table:

@@ -1,0 +1,139 @@
+"""synth-ray's `vllm` engine on Ray Data vs bare `vllm.LLM.generate`: steady-state tokens/s.
+
+Same model, same prompts, same sampling (greedy, ignore_eos: every prompt yields exactly
+--max-tokens tokens on both sides), in one run. Each side runs in its own subprocess, one
+after the other, so they never share the 2 cores.
+
+- bare: `vllm.LLM(...)`, a warm-up `generate` of --warmup prompts, then the timed `generate`
+  of --prompts prompts.
+- synth-ray: `VLLMEngine.generate` over a Ray Data dataset of --warmup + --prompts rows; the
+  driver timestamps each output batch as it streams in. Steady state = from the moment the
+  first --warmup rows are out (engine started, pipeline full) to the last row.
+
+    python benchmarks/generation_overhead.py            # 2,000 prompts x 64 tokens
+Last line: ratio=<synth-ray tokens/s / bare tokens/s>
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+
+WORDS = ("the quick brown fox jumps over a lazy dog while rain falls on green hills and "
+         "rivers run to the sea under bright stars").split()  # fmt: skip
+
+
+def make_prompts(n: int, seed: int = 0) -> list[str]:
+    import random
+
+    rng = random.Random(seed)
+    return [
+        "USER: Rephrase: " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 60))) + " ASSISTANT:"
+        for _ in range(n)
+    ]
+
+
+def engine_args(a) -> dict:
+    return {"max_num_seqs": a.max_num_seqs, "max_model_len": 2048, "enforce_eager": True}
+
+
+def run_bare(a) -> dict:
+    from vllm import LLM, SamplingParams
+
+    llm = LLM(model=a.model, **engine_args(a))
+    sp = SamplingParams(temperature=0.0, max_tokens=a.max_tokens, ignore_eos=True)
+    llm.generate(make_prompts(a.warmup, seed=1), sp, use_tqdm=False)
+    prompts = make_prompts(a.prompts)
+    t = time.perf_counter()
+    outs = llm.generate(prompts, sp, use_tqdm=False)
+    dt = time.perf_counter() - t
+    toks = sum(len(o.outputs[0].token_ids) for o in outs)
+    return {"tokens": toks, "seconds": dt, "tokens_per_s": toks / dt}
+
+
+def run_synth_ray(a) -> dict:
+    import ray
+    import ray.data
+
+    from synth_ray.engines import build_engine
+    from synth_ray.engines.base import SamplingConfig
+    from synth_ray.models.resolve import ResolvedModel
+
+    ray.init(address="local", num_cpus=8, include_dashboard=False, log_to_driver=False)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    sampling = SamplingConfig(temperature=0.0, max_tokens=a.max_tokens, ignore_eos=True).to_json()
+    prompts = make_prompts(a.warmup, seed=1) + make_prompts(a.prompts)
+    rows = [{"id": str(i), "prompt": p, "sampling": sampling} for i, p in enumerate(prompts)]
+    engine = build_engine(
+        {"type": "vllm", "batch_size": a.batch_size, "max_num_seqs": a.max_num_seqs,
+         "max_concurrent_batches": a.max_concurrent_batches, "max_model_len": 2048},
+        ResolvedModel(a.model, a.model, "local"),
+    )  # fmt: skip
+    ds = engine.generate(ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // a.batch_size)))
+    arrivals = []  # (time, rows, tokens)
+    t0 = time.perf_counter()
+    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        toks = sum(batch.column("completion_tokens").to_pylist())
+        errs = [e for e in batch.column("error").to_pylist() if e]
+        assert not errs, errs[:3]
+        arrivals.append((time.perf_counter(), batch.num_rows, toks))
+    total_rows = sum(r for _, r, _ in arrivals)
+    assert total_rows == len(rows), (total_rows, len(rows))
+    seen, t_warm, toks_after = 0, None, 0
+    for t, r, k in arrivals:
+        if t_warm is not None:
+            toks_after += k
+        seen += r
+        if t_warm is None and seen >= a.warmup:
+            t_warm = t
+    dt = arrivals[-1][0] - t_warm
+    return {"tokens": toks_after, "seconds": dt, "tokens_per_s": toks_after / dt,
+            "wall_with_engine_start_s": arrivals[-1][0] - t0, "engine_starts": engine.starts}  # fmt: skip
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=None, help="model folder (default: the tiny model)")
+    p.add_argument("--prompts", type=int, default=2000)
+    p.add_argument("--max-tokens", type=int, default=64)
+    p.add_argument("--warmup", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-num-seqs", type=int, default=256)
+    p.add_argument("--max-concurrent-batches", type=int, default=4)
+    p.add_argument("--side", choices=["bare", "synth-ray"], help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.model is None:
+        from synth_ray.models.tiny import tiny_model_path
+
+        a.model = str(tiny_model_path())
+    if a.side:
+        result = run_bare(a) if a.side == "bare" else run_synth_ray(a)
+        print("RESULT " + json.dumps(result))
+        return
+    results = {}
+    for side in ("bare", "synth-ray"):
+        cmd = [sys.executable, __file__, "--side", side] + [
+            f"--{k.replace('_', '-')}={v}" for k, v in vars(a).items() if k != "side"
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+        if proc.returncode or not line:
+            sys.exit(f"{side} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+        results[side] = json.loads(line[-1][len("RESULT "):])
+        r = results[side]
+        print(f"{side:10s} {r['tokens']:7d} tokens in {r['seconds']:7.2f} s = {r['tokens_per_s']:8.1f} tokens/s"
+              + (f"  (wall with engine start {r['wall_with_engine_start_s']:.1f} s)" if side != "bare" else ""))
+    print(f"prompts={a.prompts} max_tokens={a.max_tokens} warmup={a.warmup} batch_size={a.batch_size} "
+          f"max_num_seqs={a.max_num_seqs} max_concurrent_batches={a.max_concurrent_batches}")
+    print(f"ratio={results['synth-ray']['tokens_per_s'] / results['bare']['tokens_per_s']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

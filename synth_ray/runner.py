@@ -39,6 +39,24 @@ def load_job_config(path: str | None = None, overrides: list[str] | None = None,
     return validate(method_cls.config_cls, raw, source)
 
 
+def init_local_ray(num_cpus: int | None = None, **kwargs: Any) -> None:
+    """Start an embedded Ray for this process.
+
+    - ``address="local"``: always a new Ray, never a cluster that ``ray start`` left running
+      on this machine (plain ``ray.init()`` would attach to it).
+    - 8 logical CPUs at least: on 2 cores a Ray Data LLM pipeline of several actor stages can
+      deadlock with fewer (STACK.md).
+    - workers at nice 0 (``RAY_worker_niceness``, default 15): here the workers (the vLLM
+      engine above all) do the job's work, and at nice 15 the driver and Ray's own daemons
+      preempt them on a small machine (benchmarks/generation_overhead.py).
+    """
+    import ray
+
+    os.environ.setdefault("RAY_worker_niceness", "0")
+    ray.init(address="local", num_cpus=num_cpus or max(8, os.cpu_count() or 1),
+             include_dashboard=False, **kwargs)  # fmt: skip
+
+
 def init_ray(config: JobConfig) -> None:
     import ray
 
@@ -48,9 +66,7 @@ def init_ray(config: JobConfig) -> None:
     if address:
         ray.init(address=address, log_to_driver=True)
     else:
-        # address="local": a new embedded Ray, never a cluster that `ray start` left running here.
-        ray.init(address="local", num_cpus=config.ray.num_cpus or max(8, os.cpu_count() or 1),
-                 include_dashboard=False)
+        init_local_ray(config.ray.num_cpus)
 
 
 def prepare(config: JobConfig) -> tuple[Any, Any, Any]:

@@ -37,9 +37,10 @@ def ray_local(tiny_model):
     """One embedded Ray for the session (8 logical CPUs on 2 cores: see STACK.md)."""
     import ray
 
+    from synth_ray.runner import init_local_ray
+
     if not ray.is_initialized():
-        ray.init(address="local", num_cpus=8, include_dashboard=False,
-                 runtime_env={"env_vars": {"VLLM_CPU_KVCACHE_SPACE": "1"}})
+        init_local_ray(8, runtime_env={"env_vars": {"VLLM_CPU_KVCACHE_SPACE": "1"}})
     yield ray
     ray.shutdown()
 

@@ -19,6 +19,7 @@ Generation columns added (one row per request and sample):
     completion_tokens  int
     error              null, or why this row failed
     model              the model name as configured
+    engine_s           seconds the row spent in the engine (vllm) or in HTTP calls (openai)
 
 ``n > 1`` is handled here, uniformly for every engine: a request is expanded into n rows with
 seeds ``seed + k`` (when a seed is set), each sent with ``n=1``. Token accounting stays exact
@@ -53,6 +54,7 @@ GENERATION_COLUMNS = (
     "completion_tokens",
     "error",
     "model",
+    "engine_s",
 )
 
 

@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import random
+import time
 from typing import Any, Literal
 
 import httpx
@@ -121,8 +122,9 @@ class _OpenAIWorker:
             "completion_tokens": [r["completion_tokens"] for r in results],
             "error": [r["error"] for r in results],
             "model": [self.model_name] * n,
+            "engine_s": [r["engine_s"] for r in results],
         }
-        types = {"prompt_tokens": pa.int64(), "completion_tokens": pa.int64()}
+        types = {"prompt_tokens": pa.int64(), "completion_tokens": pa.int64(), "engine_s": pa.float64()}
         for name, values in cols.items():
             if name in batch.column_names:
                 batch = batch.drop_columns([name])
@@ -172,6 +174,12 @@ class _OpenAIWorker:
         return body
 
     async def _request(self, client: httpx.AsyncClient, row: dict) -> dict:
+        t0 = time.perf_counter()
+        out = await self._attempts(client, row)
+        out["engine_s"] = time.perf_counter() - t0
+        return out
+
+    async def _attempts(self, client: httpx.AsyncClient, row: dict) -> dict:
         max_tokens = int(json.loads(row["sampling"]).get("max_tokens", 256))
         try:
             body = self._body(row)

@@ -1,0 +1,47 @@
+"""How the vllm engine configures ray.data.llm (no engine started here)."""
+
+from synth_ray.engines import build_engine
+from synth_ray.models.resolve import ResolvedModel
+
+
+def _engine(**cfg):
+    return build_engine({"type": "vllm", **cfg}, ResolvedModel("tiny", "/models/tiny", "tiny"))
+
+
+def test_cpu_processor_config():
+    pc = _engine(device="cpu", replicas=2).processor_config("prompt")
+    assert [b.get("GPU", 0) for b in pc.placement_group_config["bundles"]] == [0]  # no GPU asked for
+    assert pc.concurrency == 2 and pc.batch_size == 256 and pc.max_concurrent_batches == 2
+    kw = pc.engine_kwargs
+    # seeded requests crash vLLM's CPU backend when their prefill is split across steps
+    assert kw["enable_chunked_prefill"] is False and kw["enforce_eager"] is True
+    assert kw["disable_log_stats"] is True
+    assert pc.runtime_env["env_vars"]["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    assert pc.runtime_env["worker_process_setup_hook"].endswith("final_only_outputs")
+    assert not pc.tokenize_stage.enabled and not pc.detokenize_stage.enabled
+    assert not pc.chat_template_stage.enabled
+    assert _engine(device="cpu").processor_config("messages").chat_template_stage.enabled
+
+
+def test_gpu_processor_config():
+    pc = _engine(device="gpu", tensor_parallel_size=2, accelerator_type="A100").processor_config("prompt")
+    assert pc.placement_group_config["bundle_per_worker"] == {"GPU": 1.0, "CPU": 1.0}
+    assert pc.accelerator_type == "A100" and pc.engine_kwargs["tensor_parallel_size"] == 2
+    assert "enable_chunked_prefill" not in pc.engine_kwargs and pc.engine_kwargs["enforce_eager"] is False
+    assert "env_vars" not in pc.runtime_env
+
+
+def test_setup_hook_patches_the_stage_once():
+    from ray.llm._internal.batch.stages.vllm_engine_stage import vLLMEngineWrapper
+
+    from synth_ray.engines.vllm_actor_setup import final_only_outputs
+
+    before = vLLMEngineWrapper._prepare_llm_request
+    try:
+        final_only_outputs()
+        patched = vLLMEngineWrapper._prepare_llm_request
+        assert patched._synth_ray_final_only and patched is not before
+        final_only_outputs()  # idempotent
+        assert vLLMEngineWrapper._prepare_llm_request is patched
+    finally:
+        vLLMEngineWrapper._prepare_llm_request = before

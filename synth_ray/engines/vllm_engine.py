@@ -194,10 +194,9 @@ def _without_job_env(env: dict[str, str]) -> dict[str, str]:
     """
     import ray
 
-    try:
+    job_env: dict[str, str] = {}
+    if ray.is_initialized():  # get_runtime_context() would otherwise start a Ray
         job_env = (ray.get_runtime_context().runtime_env or {}).get("env_vars") or {}
-    except Exception:  # noqa: BLE001 - no runtime context: nothing to merge with
-        job_env = {}
     clash = {k: (v, job_env[k]) for k, v in env.items() if k in job_env and job_env[k] != v}
     if clash:
         detail = ", ".join(f"{k}: engine wants {a!r}, job sets {b!r}" for k, (a, b) in clash.items())

@@ -8,6 +8,10 @@ def _engine(**cfg):
     return build_engine({"type": "vllm", **cfg}, ResolvedModel("tiny", "/models/tiny", "tiny"))
 
 
+def _on(stage) -> bool:
+    return bool(getattr(stage, "enabled", stage))
+
+
 def test_cpu_processor_config():
     pc = _engine(device="cpu", replicas=2).processor_config("prompt")
     assert [b.get("GPU", 0) for b in pc.placement_group_config["bundles"]] == [0]  # no GPU asked for
@@ -18,9 +22,16 @@ def test_cpu_processor_config():
     assert kw["disable_log_stats"] is True
     assert pc.runtime_env["env_vars"]["VLLM_CPU_KVCACHE_SPACE"] == "1"
     assert pc.runtime_env["worker_process_setup_hook"].endswith("final_only_outputs")
-    assert not pc.tokenize_stage.enabled and not pc.detokenize_stage.enabled
-    assert not pc.chat_template_stage.enabled
-    assert _engine(device="cpu").processor_config("messages").chat_template_stage.enabled
+    assert not _on(pc.tokenize_stage) and not _on(pc.detokenize_stage)
+    assert not _on(pc.chat_template_stage)
+    assert _on(_engine(device="cpu").processor_config("messages").chat_template_stage)
+
+
+def test_no_ray_started_by_building_the_config():
+    import ray
+
+    _engine(device="cpu").processor_config("prompt")
+    assert not ray.is_initialized()
 
 
 def test_gpu_processor_config():

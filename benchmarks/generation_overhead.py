@@ -13,8 +13,9 @@ draining the engine count on both sides and engine start-up on neither:
   run, so "engine ready" = first batch's arrival minus the longest time a row of that batch
   spent in the engine (`engine_s`); the rows' post-processing counts against synth-ray.
 
-    python benchmarks/generation_overhead.py            # 2,000 prompts x 64 tokens
-Last line: ratio=<synth-ray tokens/s / bare tokens/s>
+    python benchmarks/generation_overhead.py            # 2,000 prompts x 64 tokens, 3 pairs
+The pair (bare, synth-ray) runs --repeats times, alternating; each pair's ratio is printed.
+Last line: ratio=<median over pairs of synth-ray tokens/s / bare tokens/s>
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -105,6 +107,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--max-num-seqs", type=int, default=256)
     p.add_argument("--max-concurrent-batches", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3, help="(bare, synth-ray) pairs; median ratio")
     p.add_argument("--side", choices=["bare", "synth-ray"], help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.model is None:
@@ -115,22 +118,27 @@ def main() -> None:
         result = run_bare(a) if a.side == "bare" else run_synth_ray(a)
         print("RESULT " + json.dumps(result))
         return
-    results = {}
-    for side in ("bare", "synth-ray"):
-        cmd = [sys.executable, __file__, "--side", side] + [
-            f"--{k.replace('_', '-')}={v}" for k, v in vars(a).items() if k != "side"
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-        if proc.returncode or not line:
-            sys.exit(f"{side} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-        results[side] = json.loads(line[-1][len("RESULT "):])
-        r = results[side]
-        print(f"{side:10s} {r['tokens']:7d} tokens in {r['seconds']:7.2f} s = {r['tokens_per_s']:8.1f} tokens/s"
-              + f"  (wall {r['wall_s']:.1f} s" + (", engine start included)" if side != "bare" else ")"))
+    ratios = []
+    for rep in range(a.repeats):
+        results = {}
+        for side in ("bare", "synth-ray"):
+            cmd = [sys.executable, __file__, "--side", side] + [
+                f"--{k.replace('_', '-')}={v}" for k, v in vars(a).items() if k not in ("side", "repeats")
+            ]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+            if proc.returncode or not line:
+                sys.exit(f"{side} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+            results[side] = r = json.loads(line[-1][len("RESULT "):])
+            print(f"[{rep + 1}/{a.repeats}] {side:10s} {r['tokens']:7d} tokens in {r['seconds']:6.2f} s "
+                  f"= {r['tokens_per_s']:8.1f} tokens/s  (wall {r['wall_s']:.1f} s"
+                  + (", engine start included)" if side != "bare" else ")"), flush=True)
+        ratios.append(results["synth-ray"]["tokens_per_s"] / results["bare"]["tokens_per_s"])
+        print(f"[{rep + 1}/{a.repeats}] ratio {ratios[-1]:.3f}", flush=True)
     print(f"prompts={a.prompts} max_tokens={a.max_tokens} warmup={a.warmup} batch_size={a.batch_size} "
-          f"max_num_seqs={a.max_num_seqs} max_concurrent_batches={a.max_concurrent_batches}")
-    print(f"ratio={results['synth-ray']['tokens_per_s'] / results['bare']['tokens_per_s']:.3f}")
+          f"max_num_seqs={a.max_num_seqs} max_concurrent_batches={a.max_concurrent_batches} "
+          f"ratios={[round(x, 3) for x in ratios]}")
+    print(f"ratio={statistics.median(ratios):.3f}")
 
 
 if __name__ == "__main__":

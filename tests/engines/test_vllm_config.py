@@ -12,7 +12,10 @@ def _on(stage) -> bool:
     return bool(getattr(stage, "enabled", stage))
 
 
-def test_cpu_processor_config():
+def test_cpu_processor_config(monkeypatch):
+    from synth_ray.engines import vllm_engine
+
+    monkeypatch.setattr(vllm_engine, "_without_job_env", lambda env: env)  # no job env here
     pc = _engine(device="cpu", replicas=2).processor_config("prompt")
     assert [b.get("GPU", 0) for b in pc.placement_group_config["bundles"]] == [0]  # no GPU asked for
     assert pc.concurrency == 2 and pc.batch_size == 256 and pc.max_concurrent_batches == 2
@@ -30,8 +33,25 @@ def test_cpu_processor_config():
 def test_no_ray_started_by_building_the_config():
     import ray
 
+    was = ray.is_initialized()  # the session's Ray may already run when the whole suite does
     _engine(device="cpu").processor_config("prompt")
-    assert not ray.is_initialized()
+    assert ray.is_initialized() == was
+
+
+def test_job_env_is_not_merged_twice(monkeypatch):
+    import ray
+    import pytest
+
+    from synth_ray.engines.vllm_engine import _without_job_env
+
+    class Ctx:
+        runtime_env = {"env_vars": {"A": "1", "B": "2"}}
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    monkeypatch.setattr(ray, "get_runtime_context", lambda: Ctx())
+    assert _without_job_env({"A": "1", "C": "3"}) == {"C": "3"}
+    with pytest.raises(ValueError, match="B: engine wants '9', job sets '2'"):
+        _without_job_env({"B": "9"})
 
 
 def test_gpu_processor_config():

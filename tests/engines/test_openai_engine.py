@@ -17,7 +17,7 @@ import pyarrow as pa
 import pytest
 
 from synth_ray.engines import build_engine
-from synth_ray.engines.base import SamplingConfig
+from synth_ray.engines.base import GENERATION_COLUMNS, SamplingConfig
 from synth_ray.engines.openai_engine import _OpenAIWorker
 from synth_ray.models.resolve import ResolvedModel
 
@@ -86,6 +86,7 @@ def test_generates_through_ray_data(ray_local, vllm_server, kind):
             "prompt": "word " * 5000}], schema=table.schema)])  # fmt: skip
     out = engine.generate(ray.data.from_arrow(table), kind).take_all()
     assert len(out) == table.num_rows
+    assert all(set(GENERATION_COLUMNS) <= set(r) for r in out)  # the engine contract
     by_id = {r["id"]: r for r in out}
     for i in range(12):
         r = by_id[f"{kind}-{i}"]

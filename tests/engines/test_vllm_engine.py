@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from synth_ray.engines import build_engine
-from synth_ray.engines.base import SamplingConfig
+from synth_ray.engines.base import GENERATION_COLUMNS, SamplingConfig
 from synth_ray.models.resolve import ResolvedModel
 
 pytestmark = pytest.mark.slow
@@ -47,6 +47,7 @@ def test_prompt_rows_mixed_sampling(ray_local, engine):
     out = engine.generate(ray.data.from_items(rows)).take_all()
     assert engine.starts == before + 1
     by_id = {r["id"]: r for r in out}
+    assert all(set(GENERATION_COLUMNS) <= set(r) for r in out)  # the engine contract
     assert len(out) == len(rows) - 1 + 3  # "multi" became 3 rows
     assert len({s["completion"] for s in out if s["id"].startswith("multi")}) > 1
     assert all(by_id[f"seeded{i}"]["error"] is None for i in range(4))

@@ -3,6 +3,7 @@
     synth-ray run CONFIG.yaml [--set dotted.key=value ...]   run a job (local Ray, or RAY_ADDRESS)
     synth-ray validate CONFIG.yaml [--set ...]               check a config, print it resolved
     synth-ray tiny-model PATH                                write the tiny random test model
+    synth-ray dedup IN OUT --field instruction [--threshold 0.7]   ROUGE-L novelty filter
     synth-ray methods | engines                              list what is registered
 """
 
@@ -42,6 +43,13 @@ def _cmd_tiny(args) -> int:
     return 0
 
 
+def _cmd_dedup(args) -> int:
+    from synth_ray.filters.dedup import dedup
+
+    print(json.dumps(dedup(args.input, args.output, args.field, args.threshold)))
+    return 0
+
+
 def _cmd_list(args) -> int:
     if args.cmd == "methods":
         from synth_ray.methods import METHODS
@@ -72,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("tiny-model", help="write the tiny random model (no network)")
     sp.add_argument("path")
     sp.set_defaults(fn=_cmd_tiny)
+    sp = sub.add_parser("dedup", help="ROUGE-L novelty filter (Self-Instruct) over JSONL/Parquet")
+    sp.add_argument("input")
+    sp.add_argument("output", help="kept rows; rejects go to <stem>.rejects<suffix>")
+    sp.add_argument("--field", default="instruction", help="text field compared (default: instruction)")
+    sp.add_argument("--threshold", type=float, default=0.7, help="keep when ROUGE-L <= this (0.7)")
+    sp.set_defaults(fn=_cmd_dedup)
     for name in ("methods", "engines"):
         sub.add_parser(name, help=f"list registered {name}").set_defaults(fn=_cmd_list)
     return p

@@ -73,14 +73,13 @@ def prepare(config: JobConfig) -> tuple[Any, Any, Any]:
     """Pre-flight checks needing no Ray: (method, model, engine)."""
     method = METHODS.get(config.method)()
     method.preflight(config)
-    check_hub = config.engine.type != "openai"
     try:
-        if config.engine.type == "openai":
+        if config.engine.type == "openai":  # a served name: the endpoint's preflight checks it
             from synth_ray.models.resolve import ResolvedModel
 
             model = ResolvedModel(config.model, config.model, "served")
         else:
-            model = resolve_model(config.model, check_hub=check_hub)
+            model = resolve_model(config.model)
     except ModelNotFoundError as exc:
         raise ConfigError(f"field 'model': {exc}") from None
     engine = build_engine(config.engine, model)

@@ -76,25 +76,34 @@ def read_parquet_dir(path: str, columns: list[str] | None = None) -> pa.Table | 
     return pa.concat_tables(tables, promote_options="default")
 
 
-def done_ids(data_dir: str) -> set[str]:
-    """Ids present in ``data_dir`` with no error."""
+def id_status(data_dir: str) -> tuple[set[str], set[str]]:
+    """(ids done without error, ids present only with an error) in ``data_dir``: one read."""
     t = read_parquet_dir(data_dir, columns=["id", "error"])
     if t is None:
-        return set()
-    ok = t.filter(pc.is_null(t.column("error")))
-    return set(ok.column("id").to_pylist())
+        return set(), set()
+    ok = pc.is_null(t.column("error"))
+    done = set(t.filter(ok).column("id").to_pylist())
+    return done, set(t.filter(pc.invert(ok)).column("id").to_pylist()) - done
 
 
-def superseded_error_rows(data_dir: str) -> None:
-    """Rewrite files holding error rows whose id now also has a successful row."""
-    done = done_ids(data_dir)
+def drop_superseded_errors(data_dir: str, retried: set[str]) -> None:
+    """Remove the old error rows of ``retried`` ids that now have a successful row.
+
+    Only files holding such rows are read whole and rewritten; the others are checked on
+    their ``id`` and ``error`` columns alone.
+    """
+    if not retried:
+        return
+    done, _ = id_status(data_dir)
+    stale_ids = pa.array(sorted(retried & done), pa.string())
+    if len(stale_ids) == 0:
+        return
     for f in fs.list_files(data_dir, (".parquet",)):
-        t = pq.read_table(io.BytesIO(fs.read_bytes(f)))
-        if "error" not in t.column_names:
-            continue
-        stale = pc.and_(pc.is_valid(t.column("error")), pc.is_in(t.column("id"), pa.array(list(done), pa.string())))
+        data = fs.read_bytes(f)
+        cols = pq.read_table(io.BytesIO(data), columns=["id", "error"])
+        stale = pc.and_(pc.is_valid(cols.column("error")), pc.is_in(cols.column("id"), stale_ids))
         if pc.any(stale).as_py():
-            keep = t.filter(pc.invert(stale))
+            keep = pq.read_table(io.BytesIO(data)).filter(pc.invert(stale))
             buf = io.BytesIO()
             pq.write_table(keep, buf)
             fs.write_bytes(f, buf.getvalue())

@@ -34,7 +34,7 @@ class ResolvedModel:
 
 
 
-def resolve_model(spec: str, *, check_hub: bool = True) -> ResolvedModel:
+def resolve_model(spec: str) -> ResolvedModel:
     if not spec or not spec.strip():
         raise ModelNotFoundError("model: empty model name")
     if spec == "tiny":
@@ -52,7 +52,7 @@ def resolve_model(spec: str, *, check_hub: bool = True) -> ResolvedModel:
         return ResolvedModel(spec, str(path.resolve()), "local")
 
     looked = [f"a local folder at {path.resolve()}"]
-    if spec.startswith(("/", ".", "~")) or spec.count("/") > 1 or not check_hub:
+    if spec.startswith(("/", ".", "~")) or spec.count("/") > 1:
         raise ModelNotFoundError(f"model {spec!r} not found: looked for {looked[0]}")
     try:
         from transformers import AutoConfig

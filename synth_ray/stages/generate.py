@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from synth_ray.engines.base import expand_samples
-from synth_ray.io.layout import done_ids, read_parquet_dir, superseded_error_rows
+from synth_ray.io.layout import drop_superseded_errors, id_status, read_parquet_dir
 
 if TYPE_CHECKING:
     import ray.data
@@ -62,7 +62,7 @@ def generate_pending(
     rows = requests.map_batches(expand_samples, batch_format="pyarrow", num_cpus=0.25)
     rows = rows.materialize()  # prompts only (small next to generations): exact counts
     stats.requested = rows.count()
-    done = done_ids(ctx.layout.data)
+    done, errored = id_status(ctx.layout.data)
     pending = rows.map_batches(
         _drop_done, fn_kwargs={"done_ref": ray.put(done)}, batch_format="pyarrow", num_cpus=0.25
     )
@@ -75,7 +75,7 @@ def generate_pending(
         _finalize, fn_kwargs={"run_id": ctx.run_id}, batch_format="pyarrow", num_cpus=0.25
     )
     out.write_parquet(ctx.layout.data)
-    superseded_error_rows(ctx.layout.data)
+    drop_superseded_errors(ctx.layout.data, errored)  # rows that failed before and were retried
 
     mine = read_parquet_dir(
         ctx.layout.data, columns=["run_id", "error", "prompt_tokens", "completion_tokens"]

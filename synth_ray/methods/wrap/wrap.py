@@ -102,19 +102,21 @@ class WrapConfig(JobConfig):
 
 def build_requests(batch: pa.Table, templates: dict, sampling: str, model: str,
                    prompt_format: str) -> pa.Table:  # fmt: skip
+    """One request per chunk and style; ``templates`` maps style -> (name, text)."""
+    tpls = {style: PromptTemplate(name, text) for style, (name, text) in templates.items()}
+    hashes = {style: t.hash for style, t in tpls.items()}
     rows = []
     for chunk in batch.to_pylist():
-        for style, (name, text) in templates.items():
-            t = PromptTemplate(name, text)
+        for style, t in tpls.items():
             row = {
-                "id": stable_hash("wrap", chunk["chunk_text"], t.name, t.hash, model, sampling,
-                                  prompt_format),  # fmt: skip
+                "id": stable_hash("wrap", chunk["chunk_text"], t.name, hashes[style], model,
+                                  sampling, prompt_format),  # fmt: skip
                 "doc_id": chunk["doc_id"],
                 "chunk_id": chunk["chunk_id"],
                 "source": chunk["source"],
                 "style": style,
                 "template": t.name,
-                "template_hash": t.hash,
+                "template_hash": hashes[style],
                 "input_text": chunk["chunk_text"],
                 "input_tokens": chunk["chunk_tokens"],
                 "sampling": sampling,
@@ -169,9 +171,10 @@ class WRAP(Method):
         )
         with rec.stage("generate"):
             stats = generate_pending(ctx, requests, "messages" if cfg.prompt_format == "chat" else "prompt")
+        n_chunks = chunks.count()
         rec.counts.update(
-            documents=len(chunks.unique("doc_id")) if chunks.count() else 0,
-            chunks=chunks.count(),
+            documents=len(chunks.unique("doc_id")) if n_chunks else 0,
+            chunks=n_chunks,
             requested=stats.requested,
             skipped_done=stats.skipped_done,
             generated=stats.generated,

@@ -24,7 +24,8 @@ def test_dedup_cli(tmp_path, capsys, suffix):
     src.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
     out = tmp_path / f"kept{suffix}"
     assert main(["dedup", str(src), str(out), "--field", "instruction"]) == 0
-    summary = json.loads(capsys.readouterr().out)
+    # the summary is the last line (Ray may forward earlier workers' logs to stdout meanwhile)
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     read = (lambda p: pq.read_table(p).to_pylist()) if suffix == ".parquet" else (
         lambda p: [json.loads(x) for x in p.read_text().splitlines()])
     kept, rejects = read(out), read(tmp_path / f"kept.rejects{suffix}")

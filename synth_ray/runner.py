@@ -83,6 +83,7 @@ def prepare(config: JobConfig) -> tuple[Any, Any, Any]:
     except ModelNotFoundError as exc:
         raise ConfigError(f"field 'model': {exc}") from None
     engine = build_engine(config.engine, model)
+    engine.use_lifetime(method.engine_lifetime)
     try:
         engine.preflight()
     except RuntimeError as exc:
@@ -114,5 +115,7 @@ def run_job(config: JobConfig) -> dict[str, Any]:
         record.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         raise
     finally:
+        engine.close()
+        record.engine_starts = engine.starts
         record.write()
     return record.to_dict()

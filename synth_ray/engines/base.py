@@ -68,6 +68,12 @@ class SamplingConfig(StrictModel):
     seed: int | None = Field(
         None, description="Base seed; sample k of a request uses seed + k. None: random."
     )
+    presence_penalty: float = Field(
+        0.0, ge=-2.0, le=2.0, description="Penalty on tokens already present (OpenAI semantics)."
+    )
+    frequency_penalty: float = Field(
+        0.0, ge=-2.0, le=2.0, description="Penalty growing with a token's count so far."
+    )
     stop: list[str] = Field(default_factory=list, description="Stop strings.")
     ignore_eos: bool = Field(
         False, description="Generate max_tokens whatever the model says (benchmarks, vLLM only)."
@@ -98,6 +104,17 @@ class Engine(ABC):
         self.config = config
         self.model = model
         self.starts = 0  # engine start-ups caused by this object (recorded in run.json)
+        # "dataset": engines may start per generate() call; "run": they stay up until close().
+        lifetime = getattr(config, "lifetime", "run")
+        self.lifetime = "dataset" if lifetime == "auto" else lifetime
+
+    def use_lifetime(self, wanted: str) -> None:
+        """The method's preference, applied when the config leaves ``lifetime`` on auto."""
+        if getattr(self.config, "lifetime", None) == "auto":
+            self.lifetime = wanted
+
+    def close(self) -> None:
+        """Stop whatever this engine keeps running (long-lived replicas)."""
 
     def preflight(self) -> None:
         """Checks run before any work (endpoint reachable, model served, ...)."""

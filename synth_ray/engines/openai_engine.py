@@ -153,6 +153,9 @@ class _OpenAIWorker:
             "top_p": float(s.get("top_p", 1.0)),
             "n": 1,
         }
+        for key in ("presence_penalty", "frequency_penalty"):
+            if s.get(key):
+                body[key] = float(s[key])
         if s.get("seed") is not None:
             body["seed"] = int(s["seed"])
         if s.get("stop"):

@@ -95,6 +95,12 @@ class VLLMEngineConfig(EngineConfig):
     engine_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Further vLLM engine arguments, passed as given."
     )
+    lifetime: Literal["auto", "dataset", "run"] = Field(
+        "auto",
+        description="dataset: ray.data.llm starts engines for each dataset (single-pass jobs). "
+        "run: replicas start once and serve every stage and round of the run (iterative "
+        "jobs). auto: what the method asks for.",
+    )
 
     def resolved_device(self) -> str:
         return installed_vllm_flavour() if self.device == "auto" else self.device
@@ -105,10 +111,10 @@ class VLLMEngine(Engine):
     config_cls = VLLMEngineConfig
     name = "vllm"
     config: VLLMEngineConfig
+    _pool = None
 
-    def processor_config(self, input_kind: str):
-        from ray.data.llm import vLLMEngineProcessorConfig
-
+    def engine_setup(self) -> tuple[dict[str, Any], list[dict[str, float]], str | None, dict[str, str]]:
+        """(vLLM engine kwargs, placement bundles, accelerator type, env) for one replica."""
         c = self.config
         device = c.resolved_device()
         env = dict(c.env)
@@ -128,15 +134,25 @@ class VLLMEngine(Engine):
         engine_kwargs.update(c.engine_kwargs)
         if device == "cpu":
             # ray.data.llm's default bundle asks for a GPU and would wait forever on CPU nodes.
-            placement = {"bundles": [{"CPU": c.num_cpus}] * c.tensor_parallel_size}
+            bundles = [{"CPU": c.num_cpus}] * c.tensor_parallel_size
             env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(c.kv_cache_space_gb))
             # Seeded requests crash the CPU backend when their prefill is split (see above).
             engine_kwargs.setdefault("enable_chunked_prefill", False)
             accelerator = None
         else:
-            placement = {"bundle_per_worker": {"GPU": c.num_gpus, "CPU": c.num_cpus}}
+            bundles = [{"GPU": c.num_gpus, "CPU": c.num_cpus}] * c.tensor_parallel_size
             accelerator = c.accelerator_type
-        env = _without_job_env(env)
+        return engine_kwargs, bundles, accelerator, _without_job_env(env)
+
+    def processor_config(self, input_kind: str):
+        from ray.data.llm import vLLMEngineProcessorConfig
+
+        c = self.config
+        engine_kwargs, bundles, accelerator, env = self.engine_setup()
+        if c.resolved_device() == "cpu":
+            placement = {"bundles": bundles}
+        else:
+            placement = {"bundle_per_worker": bundles[0]}
         runtime_env: dict[str, Any] = {"worker_process_setup_hook": _SETUP_HOOK}
         if env:
             runtime_env["env_vars"] = env
@@ -157,6 +173,8 @@ class VLLMEngine(Engine):
         )
 
     def _generate(self, ds, input_kind: str):
+        if self.lifetime == "run":
+            return self._generate_on_pool(ds, input_kind)
         from ray.data.llm import build_processor
 
         processor = build_processor(self.processor_config(input_kind))
@@ -171,6 +189,36 @@ class VLLMEngine(Engine):
             num_cpus=0.25,
         )  # fmt: skip
 
+    # -- lifetime "run": replicas that outlive one dataset (synth_ray.engines.vllm_pool) --
+
+    def _generate_on_pool(self, ds, input_kind: str):
+        from ray.data import TaskPoolStrategy
+
+        from synth_ray.engines.vllm_pool import ReplicaPool, call_replicas
+
+        c = self.config
+        if self._pool is None:
+            engine_kwargs, bundles, accelerator, env = self.engine_setup()
+            if len(bundles) > 1:  # tensor parallel: vLLM's Ray executor uses the group's bundles
+                engine_kwargs.setdefault("distributed_executor_backend", "ray")
+            if accelerator:
+                bundles = [dict(b, **{f"accelerator_type:{accelerator}": 0.001}) for b in bundles]
+            self._pool = ReplicaPool(self.model.source, engine_kwargs, replicas=c.replicas,
+                                     bundles=bundles, env=env)  # fmt: skip
+            self.starts += c.replicas
+        return ds.map_batches(
+            call_replicas,
+            fn_kwargs={"handles": self._pool.handles, "input_kind": input_kind,
+                       "model": self.model.name},
+            batch_format="pyarrow", batch_size=c.batch_size, num_cpus=0,
+            compute=TaskPoolStrategy(size=c.replicas * c.max_concurrent_batches),
+        )  # fmt: skip
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
 
 # An explicit type: inferred ones differ between blocks (a block whose rows all lack a seed or a
 # schema infers `null`), and Ray cannot concatenate those blocks.
@@ -178,6 +226,7 @@ SAMPLING_PARAMS_TYPE = pa.struct(
     [
         ("n", pa.int64()), ("temperature", pa.float64()), ("top_p", pa.float64()),
         ("max_tokens", pa.int64()), ("seed", pa.int64()), ("stop", pa.list_(pa.string())),
+        ("presence_penalty", pa.float64()), ("frequency_penalty", pa.float64()),
         ("ignore_eos", pa.bool_()),
         ("structured_outputs", pa.struct([("json", pa.string()), ("disable_any_whitespace", pa.bool_())])),
     ]
@@ -213,6 +262,8 @@ def _vllm_sampling_params(s: dict[str, Any]) -> dict[str, Any]:
         "max_tokens": int(s.get("max_tokens", 256)),
         "seed": int(s["seed"]) if s.get("seed") is not None else -1,  # -1: vLLM's "no seed"
         "stop": list(s.get("stop") or []) or None,
+        "presence_penalty": float(s.get("presence_penalty", 0.0)),
+        "frequency_penalty": float(s.get("frequency_penalty", 0.0)),
         "ignore_eos": bool(s.get("ignore_eos", False)),
         # A JSON string, not a nested struct: schemas are heterogeneous across rows.
         # Compact JSON (no free whitespace between tokens): parses the same, and a weak model

@@ -56,6 +56,8 @@ class JobContext:
 
 class Method:
     config_cls: ClassVar[type[JobConfig]] = JobConfig
+    # "run" for iterative methods: one engine pool serves every stage and round of the run.
+    engine_lifetime: ClassVar[str] = "dataset"
 
     def preflight(self, config: JobConfig) -> None:
         """Checks that need no Ray (inputs exist, templates load); raise ConfigError."""

@@ -182,7 +182,6 @@ class WRAP(Method):
         )
         rec.tokens["prompt"] += stats.prompt_tokens
         rec.tokens["completion"] += stats.completion_tokens
-        rec.engine_starts += ctx.engine.starts
         if cfg.mix.enabled:
             with rec.stage("mix"):
                 rec.counts["mix"] = build_mix(layout.data, layout.sub("mix"), cfg.styles[0], cfg.mix)

@@ -4,6 +4,8 @@
     synth-ray validate CONFIG.yaml [--set ...]               check a config, print it resolved
     synth-ray tiny-model PATH                                write the tiny random test model
     synth-ray dedup IN OUT --field instruction [--threshold 0.7]   ROUGE-L novelty filter
+    synth-ray export RUN_DIR --format alpaca|messages [--out PATH] [--system-prompt TEXT]
+                                                             a run's dataset/ for finetuning tools
     synth-ray methods | engines                              list what is registered
 """
 
@@ -50,6 +52,19 @@ def _cmd_dedup(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from synth_ray.export import default_out_path, export
+
+    out = args.out or default_out_path(args.run_dir, args.format)
+    try:
+        counts = export(args.run_dir, out, args.format, system_prompt=args.system_prompt)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"synth-ray: export error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(counts, ensure_ascii=False))
+    return 0
+
+
 def _cmd_list(args) -> int:
     if args.cmd == "methods":
         from synth_ray.methods import METHODS
@@ -86,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--field", default="instruction", help="text field compared (default: instruction)")
     sp.add_argument("--threshold", type=float, default=0.7, help="keep when ROUGE-L <= this (0.7)")
     sp.set_defaults(fn=_cmd_dedup)
+    sp = sub.add_parser("export", help="export a run's dataset/ as Alpaca JSON or chat-messages JSONL")
+    sp.add_argument("run_dir", help="an instruction run's output directory (reads RUN_DIR/dataset/)")
+    sp.add_argument("--format", required=True, choices=["alpaca", "messages"],
+                    help="alpaca: JSON list of instruction/input/output; messages: JSONL of chats")  # fmt: skip
+    sp.add_argument("--out", help="output file (default: RUN_DIR/export/alpaca.json or messages.jsonl)")
+    sp.add_argument("--system-prompt", help="messages only: a system turn leading every conversation")
+    sp.set_defaults(fn=_cmd_export)
     for name in ("methods", "engines"):
         sub.add_parser(name, help=f"list registered {name}").set_defaults(fn=_cmd_list)
     return p

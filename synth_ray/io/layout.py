@@ -64,12 +64,16 @@ def read_parquet_dir(path: str, columns: list[str] | None = None) -> pa.Table | 
     tables = []
     for f in fs.list_files(path, (".parquet",)):
         try:
-            t = pq.read_table(io.BytesIO(fs.read_bytes(f)), columns=columns)
+            pf = pq.ParquetFile(io.BytesIO(fs.read_bytes(f)))
+            missing = [c for c in columns or () if c not in pf.schema_arrow.names]
+            t = None if missing else pf.read(columns=columns)
         except (pa.ArrowInvalid, OSError) as exc:
             log.warning("unreadable output file %s (%s): moved aside, its rows will be redone", f, exc)
             fsys, p = fs.filesystem(f)
             fsys.move(p, p + ".corrupt")
             continue
+        if missing:  # a readable file of another shape: not ours to move aside
+            raise ValueError(f"{f} has no column(s) {missing} (it has {pf.schema_arrow.names})")
         tables.append(t)
     if not tables:
         return None

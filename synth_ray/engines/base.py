@@ -21,6 +21,11 @@ Generation columns added (one row per request and sample):
     model              the model name as configured
     engine_s           seconds the row spent in the engine (vllm) or in HTTP calls (openai)
 
+An error whose text starts with ``INVALID_REQUEST`` failed for a reason a retry cannot fix (a
+prompt longer than the model's context, a request the server rejects as invalid): resume treats
+its id as done and records it, where other errors (timeouts, a dead engine) are retried by the
+next run.
+
 ``n > 1`` is handled here, uniformly for every engine: a request is expanded into n rows with
 seeds ``seed + k`` (when a seed is set), each sent with ``n=1``. Token accounting stays exact
 per row, ids stay stable per sample, and vLLM's prefix cache makes the repeated prompt cheap.
@@ -36,6 +41,7 @@ import pyarrow as pa
 from pydantic import BeforeValidator, Field
 
 from synth_ray.config import StrictModel
+from synth_ray.io.layout import FINAL_ERROR_PREFIX
 from synth_ray.registry import Registry
 
 if TYPE_CHECKING:
@@ -44,6 +50,8 @@ if TYPE_CHECKING:
     from synth_ray.models import ResolvedModel
 
 ENGINES: Registry[type["Engine"]] = Registry("engine")
+
+INVALID_REQUEST = FINAL_ERROR_PREFIX  # "invalid_request: "
 
 GENERATION_COLUMNS = (
     "request_id",

@@ -19,7 +19,7 @@ import httpx
 import pyarrow as pa
 from pydantic import Field
 
-from synth_ray.engines.base import ENGINES, Engine, EngineConfig, finish_reason
+from synth_ray.engines.base import ENGINES, INVALID_REQUEST, Engine, EngineConfig, finish_reason
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -187,7 +187,7 @@ class _OpenAIWorker:
         try:
             body = self._body(row)
         except (KeyError, TypeError, ValueError) as exc:
-            return _failed(f"bad request row: {type(exc).__name__}: {exc}")
+            return _failed(f"{INVALID_REQUEST}bad request row: {type(exc).__name__}: {exc}")
         last = "no attempt"
         for attempt in range(self.c.max_retries + 1):
             retry_after: float | None = None
@@ -205,7 +205,9 @@ class _OpenAIWorker:
                         return _failed(f"unparseable response: {exc}: {resp.text[:200]!r}")
                 last = f"HTTP {resp.status_code}: {resp.text[:300]}"
                 if resp.status_code not in RETRY_STATUS:
-                    return _failed(last)
+                    # 400/413/422: the request is invalid (e.g. too long); a rerun won't retry.
+                    final = resp.status_code in (400, 413, 422)
+                    return _failed((INVALID_REQUEST if final else "") + last)
                 retry_after = _retry_after(resp.headers.get("retry-after"))
             if attempt < self.c.max_retries:
                 delay = min(self.c.max_backoff_s, self.c.backoff_s * (2**attempt))

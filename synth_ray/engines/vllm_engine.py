@@ -39,7 +39,7 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import Field
 
-from synth_ray.engines.base import ENGINES, Engine, EngineConfig, finish_reason
+from synth_ray.engines.base import ENGINES, INVALID_REQUEST, Engine, EngineConfig, finish_reason
 
 # Columns ray.data.llm's vLLM stage writes into each row.
 _RAY_LLM_OUTPUT_COLUMNS = {
@@ -131,6 +131,12 @@ class VLLMEngine(Engine):
         }
         if c.max_model_len:
             engine_kwargs["max_model_len"] = c.max_model_len
+        # Compact JSON for structured outputs (no free whitespace between tokens): parses the
+        # same, and a weak model cannot spend its whole token budget on newlines between keys
+        # (seen with the tiny model). vLLM 0.32 ignores the per-request flag of that name; only
+        # this engine-level setting works, and only with the xgrammar or guidance backends.
+        engine_kwargs["structured_outputs_config"] = {"backend": "xgrammar",
+                                                      "disable_any_whitespace": True}  # fmt: skip
         engine_kwargs.update(c.engine_kwargs)
         if device == "cpu":
             # ray.data.llm's default bundle asks for a GPU and would wait forever on CPU nodes.
@@ -265,9 +271,8 @@ def _vllm_sampling_params(s: dict[str, Any]) -> dict[str, Any]:
         "presence_penalty": float(s.get("presence_penalty", 0.0)),
         "frequency_penalty": float(s.get("frequency_penalty", 0.0)),
         "ignore_eos": bool(s.get("ignore_eos", False)),
-        # A JSON string, not a nested struct: schemas are heterogeneous across rows.
-        # Compact JSON (no free whitespace between tokens): parses the same, and a weak model
-        # cannot spend its token budget on whitespace between keys.
+        # A JSON string, not a nested struct: schemas are heterogeneous across rows. (The
+        # whitespace flag is set engine-wide: see engine_setup.)
         "structured_outputs": (
             {"json": json.dumps(schema), "disable_any_whitespace": True} if schema else None
         ),
@@ -294,7 +299,7 @@ def _to_vllm_rows(batch: pa.Table, input_kind: str) -> pa.Table:
 
 def _from_vllm_rows(batch: pa.Table, model: str) -> pa.Table:
     n = batch.num_rows
-    errors = [e or None for e in batch.column("__inference_error__").to_pylist()]
+    errors = [_classify_error(e) for e in batch.column("__inference_error__").to_pylist()]
     ctoks = [int(x or 0) for x in batch.column("num_generated_tokens").to_pylist()]
     ptoks = [int(x or 0) for x in batch.column("num_input_tokens").to_pylist()]
     max_toks = [int(json.loads(s).get("max_tokens", 256)) for s in batch.column("sampling").to_pylist()]
@@ -321,3 +326,12 @@ def _from_vllm_rows(batch: pa.Table, model: str) -> pa.Table:
             batch = batch.drop_columns([name])
         batch = batch.append_column(name, arr)
     return batch
+
+
+def _classify_error(error: str | None) -> str | None:
+    """ray.data.llm's error text, marked final when the request itself is invalid."""
+    if not error:
+        return None
+    if "VLLMValidationError" in error or "maximum context length" in error:
+        return INVALID_REQUEST + error
+    return error

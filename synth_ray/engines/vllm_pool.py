@@ -26,6 +26,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from synth_ray.engines.base import INVALID_REQUEST
+
 _RESULT_TYPES = {
     "completion": pa.string(),
     "finish_reason": pa.string(),
@@ -75,12 +77,16 @@ class VLLMReplica:
                     "completion_tokens": len(o.token_ids), "error": None,
                     "engine_s": time.perf_counter() - t0}  # fmt: skip
         except Exception as exc:  # per-request failure: an error row, the batch goes on
+            from vllm.exceptions import VLLMClientError
             from vllm.v1.engine.exceptions import EngineDeadError
 
             if isinstance(exc, EngineDeadError):
                 raise
+            # The request itself is wrong (too long for the context, bad parameters): final.
+            final = isinstance(exc, (VLLMClientError, ValueError, TypeError))
+            error = (INVALID_REQUEST if final else "") + f"{type(exc).__name__}: {exc}"
             return {"completion": "", "finish_reason": "error", "prompt_tokens": 0,
-                    "completion_tokens": 0, "error": f"{type(exc).__name__}: {exc}"[:2000],
+                    "completion_tokens": 0, "error": error[:2000],
                     "engine_s": time.perf_counter() - t0}  # fmt: skip
 
     async def generate(self, batch: pa.Table, input_kind: str) -> dict[str, list]:

@@ -80,12 +80,21 @@ def read_parquet_dir(path: str, columns: list[str] | None = None) -> pa.Table | 
     return pa.concat_tables(tables, promote_options="default")
 
 
+# Engines start an error with this when the request itself is invalid (see engines.base).
+FINAL_ERROR_PREFIX = "invalid_request: "
+
+
 def id_status(data_dir: str) -> tuple[set[str], set[str]]:
-    """(ids done without error, ids present only with an error) in ``data_dir``: one read."""
+    """(ids done, ids present only with a retryable error) in ``data_dir``: one read.
+
+    Done: a row without error, or with a final error (an invalid request: retrying cannot
+    help, so the id stays recorded as failed instead of being sent again every run).
+    """
     t = read_parquet_dir(data_dir, columns=["id", "error"])
     if t is None:
         return set(), set()
-    ok = pc.is_null(t.column("error"))
+    err = t.column("error")
+    ok = pc.or_kleene(pc.is_null(err), pc.starts_with(err, FINAL_ERROR_PREFIX))
     done = set(t.filter(ok).column("id").to_pylist())
     return done, set(t.filter(pc.invert(ok)).column("id").to_pylist()) - done
 

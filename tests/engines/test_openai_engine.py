@@ -97,6 +97,7 @@ def test_generates_through_ray_data(ray_local, vllm_server, kind):
     if kind == "prompt":
         bad = by_id["too-long"]
         assert bad["finish_reason"] == "error" and "HTTP 400" in bad["error"]
+        assert bad["error"].startswith("invalid_request: ")  # final: a rerun won't resend it
 
 
 @pytest.mark.slow
@@ -175,6 +176,7 @@ def test_gives_up_after_max_retries(scripted):
     _Scripted.script = [(500, {})] * 10
     out = _worker(base, max_retries=2)(_requests("prompt", 1)).to_pylist()[0]
     assert out["finish_reason"] == "error" and "gave up after 3 attempts" in out["error"]
+    assert not out["error"].startswith("invalid_request")  # transient: retried next run
     assert len(_Scripted.calls) == 3
 
 

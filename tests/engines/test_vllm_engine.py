@@ -62,6 +62,7 @@ def test_prompt_rows_mixed_sampling(ray_local, engine):
     assert [json.loads(s["sampling"])["seed"] for s in samples] == [7, 8, 9]
     bad = by_id["long"]
     assert bad["finish_reason"] == "error" and "maximum context length" in bad["error"]
+    assert bad["error"].startswith("invalid_request: ")
     assert bad["completion"] == "" and bad["tag"] == 300
 
 

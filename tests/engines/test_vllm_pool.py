@@ -66,6 +66,7 @@ def test_one_start_serves_every_call(engine):
     assert out["pen"]["error"] is None
     bad = out["long"]
     assert bad["finish_reason"] == "error" and "maximum" in bad["error"] and bad["tag"] == 300
+    assert bad["error"].startswith("invalid_request: ")  # final: resume does not resend it
     assert engine.starts == 1
 
 

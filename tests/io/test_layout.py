@@ -28,3 +28,21 @@ def test_unreadable_file_is_moved_aside(tmp_path):
     (tmp_path / "cut.parquet").write_bytes(b"PAR1 truncated")
     assert id_status(str(tmp_path)) == ({"a"}, set())
     assert (tmp_path / "cut.parquet.corrupt").exists() and not (tmp_path / "cut.parquet").exists()
+
+
+def test_final_errors_count_as_done(tmp_path):
+    """An invalid request (e.g. a prompt longer than the context) is not resent every run."""
+    _write(tmp_path / "r.parquet", ["long", "flaky"],
+           ["invalid_request: VLLMValidationError: maximum context length", "TimeoutError"])
+    assert id_status(str(tmp_path)) == ({"long"}, {"flaky"})
+
+
+def test_file_missing_a_column_is_an_error_not_corruption(tmp_path):
+    pq.write_table(pa.table({"id": ["a"]}), tmp_path / "other.parquet")
+    try:
+        id_status(str(tmp_path))
+    except ValueError as exc:
+        assert "other.parquet" in str(exc) and "error" in str(exc)
+    else:
+        raise AssertionError("expected a ValueError")
+    assert (tmp_path / "other.parquet").exists()  # not moved aside

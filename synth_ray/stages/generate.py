@@ -54,15 +54,18 @@ def _finalize(batch: pa.Table, run_id: str) -> pa.Table:
 
 
 def generate_pending(
-    ctx: "JobContext", requests: "ray.data.Dataset", input_kind: str = "prompt"
+    ctx: JobContext, requests: ray.data.Dataset, input_kind: str = "prompt",
+    out_dir: str | None = None,
 ) -> GenerationStats:
+    """Generate the rows of ``requests`` not yet done in ``out_dir`` (default ``data/``)."""
     import ray
 
+    out_dir = out_dir or ctx.layout.data
     stats = GenerationStats()
     rows = requests.map_batches(expand_samples, batch_format="pyarrow", num_cpus=0.25)
     rows = rows.materialize()  # prompts only (small next to generations): exact counts
     stats.requested = rows.count()
-    done, errored = id_status(ctx.layout.data)
+    done, errored = id_status(out_dir)
     pending = rows.map_batches(
         _drop_done, fn_kwargs={"done_ref": ray.put(done)}, batch_format="pyarrow", num_cpus=0.25
     )
@@ -74,11 +77,11 @@ def generate_pending(
     out = out.map_batches(
         _finalize, fn_kwargs={"run_id": ctx.run_id}, batch_format="pyarrow", num_cpus=0.25
     )
-    out.write_parquet(ctx.layout.data)
-    drop_superseded_errors(ctx.layout.data, errored)  # rows that failed before and were retried
+    out.write_parquet(out_dir)
+    drop_superseded_errors(out_dir, errored)  # rows that failed before and were retried
 
     mine = read_parquet_dir(
-        ctx.layout.data, columns=["run_id", "error", "prompt_tokens", "completion_tokens"]
+        out_dir, columns=["run_id", "error", "prompt_tokens", "completion_tokens"]
     )
     mine = mine.filter(pc.equal(mine.column("run_id"), ctx.run_id))
     stats.generated = mine.num_rows
@@ -86,3 +89,28 @@ def generate_pending(
     stats.prompt_tokens = int(pc.sum(mine.column("prompt_tokens")).as_py() or 0)
     stats.completion_tokens = int(pc.sum(mine.column("completion_tokens")).as_py() or 0)
     return stats
+
+
+def generate_rows(
+    ctx: JobContext, rows: list[dict], out_dir: str, input_kind: str = "prompt"
+) -> tuple[list[dict], GenerationStats]:
+    """Small driver-side stages (iterative jobs): generate ``rows`` (resuming from ``out_dir``)
+    and return the generation rows of exactly these requests, sorted by id.
+
+    Request ids should hash the prompt and sampling, so a rerun whose earlier rounds went
+    differently never mistakes another prompt's stored completion for this one's.
+    """
+    import ray.data
+
+    if not rows:
+        return [], GenerationStats()
+    stats = generate_pending(ctx, ray.data.from_items(rows), input_kind, out_dir=out_dir)
+    wanted = pa.array(sorted({r["id"] for r in rows}), pa.string())
+    table = read_parquet_dir(out_dir)
+    table = table.filter(pc.is_in(table.column("request_id"), wanted))
+    # A retried id may have an old error row beside the new one: keep the successful row.
+    best: dict[str, dict] = {}
+    for r in table.to_pylist():
+        if r["id"] not in best or (best[r["id"]]["error"] and not r["error"]):
+            best[r["id"]] = r
+    return [best[k] for k in sorted(best)], stats

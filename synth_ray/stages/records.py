@@ -1,0 +1,95 @@
+"""Instruction records: the output table of instruction-generation jobs, and the helpers the
+jobs share to build requests and write results.
+
+``OUTPUT_DIR/dataset/`` holds one row per (instruction, input, output) with its lineage:
+
+    id            stable hash of the record's content
+    instruction   str
+    input         str ("" when the task takes no input)
+    output        str
+    method        self_instruct | unnatural | alpaca
+    round         int, the generation round the instruction came from
+    seed_ids      list<str>, the ids of the tasks shown in the prompt that produced it
+    request_id    the generation request the instruction was parsed from
+    model         the model that generated it (as configured)
+    run_id        the run that wrote the table
+    extra         str, JSON of method-specific fields (is_classification, constraints, ...)
+
+``synth-ray export`` turns it into Alpaca JSON or chat JSONL.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from synth_ray.engines.base import SamplingConfig
+from synth_ray.io import fs
+from synth_ray.io.ids import stable_hash
+
+DATASET_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()), ("instruction", pa.string()), ("input", pa.string()),
+        ("output", pa.string()), ("method", pa.string()), ("round", pa.int64()),
+        ("seed_ids", pa.list_(pa.string())), ("request_id", pa.string()),
+        ("model", pa.string()), ("run_id", pa.string()), ("extra", pa.string()),
+    ]
+)  # fmt: skip
+
+
+def record_id(method: str, instruction: str, input_: str, output: str) -> str:
+    return f"{method}-{stable_hash(instruction, input_, output, length=20)}"
+
+
+def request_id(prefix: str, prompt: Any, sampling: str) -> str:
+    """An id naming the exact request: a changed prompt or sampling is a different request."""
+    return f"{prefix}-{stable_hash(prompt, sampling, length=16)}"
+
+
+def stage_sampling(base: SamplingConfig, schema: dict | None, key: str | None = None) -> str:
+    """The sampling JSON of one request of a stage.
+
+    With a JSON schema, stop strings are dropped (a stop string inside a JSON string value
+    would cut the record short). With a seed and a ``key`` (e.g. the item the request is
+    about), the request's seed is ``seed + hash(key)``: requests of a stage differ from each
+    other, and a rerun repeats each one exactly.
+    """
+    update: dict[str, Any] = {}
+    if schema is not None:
+        update.update(json_schema=schema, stop=[])
+    if key is not None and base.seed is not None:
+        update["seed"] = (base.seed + int(stable_hash(key, length=8), 16)) % (2**31)
+    return base.model_copy(update=update).to_json() if update else base.to_json()
+
+
+def write_table_dir(path: str, table: pa.Table, name: str = "part") -> str:
+    """Replace the Parquet files under ``path`` by ``table`` as one file named by its content.
+
+    The new file is written first (atomically), then the old ones removed: a crash leaves the
+    old table or both, never neither; readers take the newest complete state on the rerun.
+    """
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    data = buf.getvalue()
+    fs.makedirs(path)
+    target = fs.join(path, f"{name}-{stable_hash(data.hex(), length=16)}.parquet")
+    old = [f for f in fs.list_files(path, (".parquet",)) if f != target]
+    fs.write_bytes(target, data)
+    for f in old:
+        fs.delete_file(f)
+    return target
+
+
+def write_dataset(path: str, rows: list[dict]) -> int:
+    """Write instruction records (``DATASET_SCHEMA``; ``extra`` may be a dict) sorted by id."""
+    norm = []
+    for r in sorted(rows, key=lambda r: r["id"]):
+        extra = r.get("extra") or {}
+        norm.append({**{k: r.get(k) for k in DATASET_SCHEMA.names},
+                     "extra": extra if isinstance(extra, str) else json.dumps(extra, sort_keys=True)})  # fmt: skip
+    write_table_dir(path, pa.Table.from_pylist(norm, schema=DATASET_SCHEMA))
+    return len(norm)

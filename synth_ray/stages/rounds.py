@@ -1,0 +1,99 @@
+"""Rounds: generate, filter, repeat until a target count (Self-Instruct, Alpaca, Unnatural).
+
+Each round builds its prompts from what earlier rounds kept (a seeded ``random.Random`` per
+round, so the same history gives the same prompts), sends them through the engine in parallel
+(one Ray Dataset per round, on the run's long-lived engine pool), and hands the completions, in
+request-id order, to the method's ``accept`` which parses, filters and keeps. Completions are
+stored per round under ``data/<stage>/r<round>/``: a rerun replays finished rounds from disk
+(no engine call, no engine start) and goes on where the last run stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from synth_ray.io.rejects import write_rejects
+from synth_ray.stages.generate import GenerationStats, generate_rows
+
+if TYPE_CHECKING:
+    from synth_ray.methods.base import JobContext
+
+log = logging.getLogger(__name__)
+
+
+class GenerationCounters:
+    """Generation counts per stage and tokens, summed into the run record."""
+
+    def __init__(self, rec):
+        self.rec = rec
+        rec.counts.setdefault("generation", {})
+
+    def add(self, stage: str, s: GenerationStats) -> None:
+        c = self.rec.counts["generation"].setdefault(
+            stage, {"requested": 0, "skipped_done": 0, "generated": 0, "generation_errors": 0}
+        )
+        c["requested"] += s.requested
+        c["skipped_done"] += s.skipped_done
+        c["generated"] += s.generated
+        c["generation_errors"] += s.errors
+        self.rec.tokens["prompt"] += s.prompt_tokens
+        self.rec.tokens["completion"] += s.completion_tokens
+
+
+def generate_stage(ctx: JobContext, counters: GenerationCounters, stage: str,
+                   requests: list[dict], subdir: str | None = None) -> dict[str, list[dict]]:  # fmt: skip
+    """Generate ``requests`` under ``data/<stage>[/<subdir>]``.
+
+    Returns request id -> its generation rows (one per sample, in sample order).
+    """
+    path = f"data/{stage}" + (f"/{subdir}" if subdir else "")
+    with ctx.record.stage("generate"):
+        out, stats = generate_rows(ctx, requests, ctx.layout.sub(path))
+    counters.add(stage, stats)
+    by_req: dict[str, list[dict]] = {}
+    for r in sorted(out, key=lambda r: (r["request_id"], r["sample_index"])):
+        by_req.setdefault(r["request_id"], []).append(r)
+    return by_req
+
+
+def run_rounds(
+    ctx: JobContext,
+    counters: GenerationCounters,
+    *,
+    stage: str,
+    target: int,
+    have: Callable[[], int],
+    make_requests: Callable[[int, random.Random], list[dict]],
+    accept: Callable[[int, list[dict], list[dict]], tuple[int, list[dict]]],
+    seed: int,
+    max_rounds: int,
+    patience: int,
+) -> None:
+    """Run rounds until ``have() >= target``, ``patience`` dry rounds, or ``max_rounds``.
+
+    ``make_requests(round, rng)`` -> request rows; ``accept(round, requests, generations)`` ->
+    (items kept, reject rows). Records ``counts[stage]`` (rounds, stop reason) in run.json.
+    """
+    rec = ctx.record
+    info = rec.counts.setdefault(stage, {})
+    dry = rnd = 0
+    for rnd in range(max_rounds):
+        if have() >= target or dry >= patience:
+            break
+        requests = make_requests(rnd, random.Random(f"{seed}:{rnd}"))
+        by_req = generate_stage(ctx, counters, stage, requests, f"r{rnd:05d}")
+        gens = [g for r in requests for g in by_req.get(r["id"], [])]
+        with rec.stage("filter"):
+            added, rejects = accept(rnd, requests, gens)
+        write_rejects(ctx.layout.rejects, rejects, f"{stage}-r{rnd:05d}")
+        dry = 0 if added else dry + 1
+        info["rounds"] = rnd + 1
+        log.info("%s round %d: +%d (%d/%d)", stage, rnd, added, have(), target)
+    if have() < target:
+        info["stopped_early"] = (
+            f"{have()} of {target}: nothing kept in {patience} rounds in a row"
+            if dry >= patience else f"max_rounds ({max_rounds}) reached"
+        )  # fmt: skip

@@ -1,0 +1,45 @@
+"""Alpaca end to end on the tiny model through real vLLM (jobs/tiny/alpaca.yaml)."""
+
+from __future__ import annotations
+
+import pytest
+
+from synth_ray.methods.self_instruct.prompts import load_seed_tasks
+from tests.methods.jobs import (
+    DATASET_COLUMNS, assert_novel, assert_rerun_generates_nothing, dataset, rejects, run_tiny,
+)  # fmt: skip
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def first_run(ray_local, tmp_path_factory):
+    out = tmp_path_factory.mktemp("alpaca")
+    return out, run_tiny("alpaca", out, "requests_per_round=6")
+
+
+def test_dataset_lineage_and_filters(first_run):
+    out, rec = first_run
+    assert rec["status"] == "succeeded" and rec["engine_starts"] == 1
+    c = rec["counts"]
+    assert c["instructions"] == c["dataset_rows"] == 20 and c["alpaca"]["rounds"] >= 2
+    seeds = load_seed_tasks()
+    seed_ids = {t["id"] for t in seeds}
+    rows = dataset(out)
+    assert len(rows) == 20 and set(rows[0]) == DATASET_COLUMNS
+    for r in rows:
+        assert r["method"] == "alpaca" and r["model"] == "tiny"
+        assert len(r["seed_ids"]) == 3 and set(r["seed_ids"]) <= seed_ids  # 3 seed examples
+        assert r["output"] and 4 <= len(r["instruction"].split()) <= 150
+    rows.sort(key=lambda r: (r["round"], r["request_id"]))
+    assert_novel([r["instruction"] for r in rows], [t["instruction"] for t in seeds])
+    boot = c["bootstrap"]
+    reasons = [r["reason"] for r in rejects(out)]
+    assert boot["candidates"] == 20 + reasons.count("rouge_l_too_similar") + reasons.count("target_reached")
+
+
+def test_rerun_resumes_without_engine(first_run):
+    out, rec = first_run
+    before = dataset(out)
+    again = run_tiny("alpaca", out, "requests_per_round=6")
+    assert_rerun_generates_nothing(rec, again, before, dataset(out))

@@ -19,7 +19,13 @@ import httpx
 import pyarrow as pa
 from pydantic import Field
 
-from synth_ray.engines.base import ENGINES, INVALID_REQUEST, Engine, EngineConfig, finish_reason
+from synth_ray.engines.base import (
+    ENGINES,
+    INVALID_REQUEST,
+    Engine,
+    EngineConfig,
+    finish_reason,
+)
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 

@@ -39,7 +39,13 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import Field
 
-from synth_ray.engines.base import ENGINES, INVALID_REQUEST, Engine, EngineConfig, finish_reason
+from synth_ray.engines.base import (
+    ENGINES,
+    INVALID_REQUEST,
+    Engine,
+    EngineConfig,
+    finish_reason,
+)
 
 # Columns ray.data.llm's vLLM stage writes into each row.
 _RAY_LLM_OUTPUT_COLUMNS = {

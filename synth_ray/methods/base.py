@@ -41,6 +41,19 @@ class JobConfig(StrictModel):
     ray: RayConfig = Field(default_factory=RayConfig, description="Ray cluster to use.")
 
 
+class RoundsJobConfig(JobConfig):
+    """Fields of the jobs that go round after round to a target count (``stages.rounds``)."""
+
+    requests_per_round: int = Field(
+        64, ge=1, description="Prompts per round, sent in parallel. The reference scripts send 5 "
+        "at a time; a round's prompts see only what earlier rounds kept.",
+    )
+    max_rounds: int = Field(100_000, ge=1, description="Hard cap on rounds.")
+    patience: int = Field(
+        10, ge=1, description="Stop after this many rounds in a row keep nothing new."
+    )
+
+
 @dataclass
 class JobContext:
     config: JobConfig

@@ -77,9 +77,13 @@ def run_rounds(
     ``make_requests(round, rng)`` -> request rows; ``accept(round, requests, generations)`` ->
     (items kept, reject rows). Records ``counts[stage]`` (rounds, stop reason) in run.json.
     """
+    from tqdm.auto import tqdm
+
     rec = ctx.record
     info = rec.counts.setdefault(stage, {})
     dry = rnd = 0
+    bar = tqdm(total=target, initial=min(have(), target), desc=f"{stage} (kept/target)",
+               unit="item", dynamic_ncols=True)  # fmt: skip
     for rnd in range(max_rounds):
         if have() >= target or dry >= patience:
             break
@@ -91,7 +95,10 @@ def run_rounds(
         write_rejects(ctx.layout.rejects, rejects, f"{stage}-r{rnd:05d}")
         dry = 0 if added else dry + 1
         info["rounds"] = rnd + 1
+        bar.update(min(have(), target) - bar.n)
+        bar.set_postfix(round=rnd, added=added, dry_rounds=dry)
         log.info("%s round %d: +%d (%d/%d)", stage, rnd, added, have(), target)
+    bar.close()
     if have() < target:
         info["stopped_early"] = (
             f"{have()} of {target}: nothing kept in {patience} rounds in a row"

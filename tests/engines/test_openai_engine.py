@@ -203,3 +203,20 @@ def test_json_schema_sent_as_response_format(scripted):
     _worker(base)(table)
     sent = _Scripted.calls[0][1]
     assert sent["response_format"]["json_schema"]["schema"] == schema
+
+
+@pytest.mark.slow
+def test_alpaca_job_distils_from_an_endpoint(ray_local, vllm_server, tmp_path):
+    """Distillation as the papers did it: the teacher is an OpenAI-compatible server (here
+    vLLM's, on the tiny model); structured output travels as `response_format`."""
+    from synth_ray.runner import load_job_config, run_job
+
+    config = load_job_config(str(REPO / "jobs/tiny/alpaca.yaml"), [
+        f"output_dir={tmp_path}", "target_instructions=6", "requests_per_round=4",
+        f'engine={{type: openai, base_url: "{vllm_server}", max_concurrency: 4}}',
+    ])  # fmt: skip
+    rec = run_job(config)
+    assert rec["status"] == "succeeded" and rec["engine_starts"] == 0  # nothing started locally
+    assert rec["counts"]["dataset_rows"] == 6
+    gen = rec["counts"]["generation"]["alpaca"]
+    assert gen["generated"] == gen["requested"] and rec["tokens"]["completion"] > 0

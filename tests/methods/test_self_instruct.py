@@ -113,3 +113,18 @@ def test_paper_default_free_text_rejects_with_reasons(ray_local, tmp_path):
                                    "starts_with_punctuation", "starts_with_non_ascii",
                                    "banned_prefix", "rouge_l_too_similar"} | \
         {r for r in reasons if r.startswith("blocked_keyword:")}  # fmt: skip
+
+
+def test_export_of_the_run_loads_with_datasets(first_run, tmp_path):
+    from datasets import load_dataset
+
+    from synth_ray.export import export
+
+    out, rec = first_run
+    counts = export(str(out), str(tmp_path / "a.json"), "alpaca")
+    assert counts["written"] == rec["counts"]["dataset_rows"]
+    ds = load_dataset("json", data_files=str(tmp_path / "a.json"), split="train")
+    assert ds.column_names == ["instruction", "input", "output"] and len(ds) == counts["written"]
+    export(str(out), str(tmp_path / "m.jsonl"), "messages")
+    chat = load_dataset("json", data_files=str(tmp_path / "m.jsonl"), split="train")
+    assert [m["role"] for m in chat[0]["messages"]] == ["user", "assistant"]

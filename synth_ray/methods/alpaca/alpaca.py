@@ -18,7 +18,7 @@ from synth_ray.methods.alpaca.parse import (
     parse_batch,
     parse_batch_json,
 )
-from synth_ray.methods.base import METHODS, JobConfig, JobContext, Method
+from synth_ray.methods.base import METHODS, JobContext, Method, RoundsJobConfig
 from synth_ray.methods.self_instruct.prompts import load_seed_tasks
 from synth_ray.stages.novelty_stage import offer
 from synth_ray.stages.records import (
@@ -41,7 +41,7 @@ class AlpacaStructuredOutput(StrictModel):
     )
 
 
-class AlpacaConfig(JobConfig):
+class AlpacaConfig(RoundsJobConfig):
     method: Literal["alpaca"] = Field("alpaca", description="Alpaca (self-instruct distillation).")
     seed_tasks: str | None = Field(
         None, description="Seed tasks JSONL (Self-Instruct format; the first instance of each "
@@ -50,11 +50,6 @@ class AlpacaConfig(JobConfig):
     target_instructions: int = Field(
         52_000, ge=1, description="Stop when this many instructions are kept (Alpaca: 52k)."
     )
-    requests_per_round: int = Field(
-        64, ge=1, description="Prompts per round, in parallel (the reference sends 5 at a time)."
-    )
-    max_rounds: int = Field(100_000, ge=1, description="Hard cap on rounds.")
-    patience: int = Field(10, ge=1, description="Stop after this many rounds keep nothing.")
     prompt_examples: int = Field(
         P.NUM_PROMPT_INSTRUCTIONS, ge=1, description="Seed examples per prompt (Alpaca: 3)."
     )

@@ -52,6 +52,7 @@ from typing import Any
 from synth_ray.stages.parse import json_object
 
 __all__ = [
+    "CLASSIFY_JSON_SCHEMA",
     "CLF_INSTANCES_JSON_SCHEMA",
     "INSTANCES_JSON_SCHEMA",
     "TASKS_JSON_SCHEMA",
@@ -65,39 +66,31 @@ __all__ = [
 
 Pair = tuple[str, str]
 
+# Schemas of the structured-output option (bounded: a weak model must close its record).
 TASKS_JSON_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"tasks": {"type": "array", "items": {"type": "string"}}},
-    "required": ["tasks"],
-}
-INSTANCES_JSON_SCHEMA: dict[str, Any] = {
+    "properties": {"tasks": {"type": "array", "items": {"type": "string", "minLength": 1},
+                             "minItems": 1, "maxItems": 7}},  # the paper's tasks 9..15
+    "required": ["tasks"], "additionalProperties": False,
+}  # fmt: skip
+CLASSIFY_JSON_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {
-        "instances": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"input": {"type": "string"}, "output": {"type": "string"}},
-                "required": ["input", "output"],
-            },
-        }
-    },
-    "required": ["instances"],
-}
-CLF_INSTANCES_JSON_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "instances": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"class_label": {"type": "string"}, "input": {"type": "string"}},
-                "required": ["class_label", "input"],
-            },
-        }
-    },
-    "required": ["instances"],
-}
+    "properties": {"is_classification": {"type": "string", "enum": ["Yes", "No"]}},
+    "required": ["is_classification"], "additionalProperties": False,
+}  # fmt: skip
+
+
+def _instances_schema(fields: tuple[str, str]) -> dict[str, Any]:
+    item = {"type": "object", "properties": {f: {"type": "string"} for f in fields},
+            "required": list(fields), "additionalProperties": False}  # fmt: skip
+    return {"type": "object",
+            "properties": {"instances": {"type": "array", "items": item, "minItems": 1,
+                                         "maxItems": 5}},  # up to 5 instances (paper)
+            "required": ["instances"], "additionalProperties": False}  # fmt: skip
+
+
+INSTANCES_JSON_SCHEMA = _instances_schema(("input", "output"))
+CLF_INSTANCES_JSON_SCHEMA = _instances_schema(("class_label", "input"))
 
 _WS = re.compile(r"\s+")
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")

@@ -42,13 +42,11 @@ reference's ``make_gpt3_requests`` arguments; see each constant. ``top_p=0`` wit
 
 from __future__ import annotations
 
-import json
 import re
 from functools import cache, lru_cache
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
+from synth_ray.io.seeds import load_jsonl_records
 from synth_ray.stages.prompt import PromptTemplate, load_template
 
 __all__ = [
@@ -151,24 +149,7 @@ def load_seed_tasks(path: str | None = None) -> list[dict]:
     Each has ``id, name, instruction, instances[{input, output}], is_classification``. Blank lines
     are skipped; a malformed line raises ``ValueError`` naming its file and line number.
     """
-    if path is None:
-        res = resources.files(__package__).joinpath("seed_tasks.jsonl")
-        text, where = res.read_text(encoding="utf-8"), "seed_tasks.jsonl"
-    else:
-        text, where = Path(path).expanduser().read_text(encoding="utf-8"), str(path)
-    tasks: list[dict] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            task = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{where}: line {lineno}: invalid JSON ({e.msg})") from None
-        problem = _seed_problem(task)
-        if problem:
-            raise ValueError(f"{where}: line {lineno}: {problem}")
-        tasks.append(task)
-    return tasks
+    return load_jsonl_records(path, __package__, "seed_tasks.jsonl", _seed_problem)
 
 
 def _seed_problem(task: Any) -> str | None:

@@ -17,9 +17,13 @@ from synth_ray.filters.instructions import (
 from synth_ray.filters.novelty_pool import NoveltyPool
 from synth_ray.io.ids import text_hash
 from synth_ray.io.rejects import reject, write_rejects
-from synth_ray.methods.base import METHODS, JobConfig, JobContext, Method
+from synth_ray.methods.base import METHODS, JobContext, Method, RoundsJobConfig
 from synth_ray.methods.self_instruct import prompts as P
 from synth_ray.methods.self_instruct.parse import (
+    CLASSIFY_JSON_SCHEMA,
+    CLF_INSTANCES_JSON_SCHEMA,
+    INSTANCES_JSON_SCHEMA,
+    TASKS_JSON_SCHEMA,
     filter_instances,
     parse_instances,
     parse_instances_json,
@@ -38,33 +42,6 @@ from synth_ray.stages.records import (
 )
 from synth_ray.stages.rounds import GenerationCounters, generate_stage, run_rounds
 
-# JSON schemas of the structured-output option (the free-text prompts stay the paper's).
-TASKS_SCHEMA = {
-    "type": "object",
-    "properties": {"tasks": {"type": "array", "items": {"type": "string", "minLength": 1},
-                             "minItems": 1, "maxItems": 7}},
-    "required": ["tasks"], "additionalProperties": False,
-}  # fmt: skip
-CLASSIFY_SCHEMA = {
-    "type": "object",
-    "properties": {"is_classification": {"type": "string", "enum": ["Yes", "No"]}},
-    "required": ["is_classification"], "additionalProperties": False,
-}  # fmt: skip
-INSTANCES_SCHEMA = {
-    "type": "object",
-    "properties": {"instances": {"type": "array", "minItems": 1, "maxItems": 5, "items": {
-        "type": "object", "properties": {"input": {"type": "string"}, "output": {"type": "string"}},
-        "required": ["input", "output"], "additionalProperties": False}}},
-    "required": ["instances"], "additionalProperties": False,
-}  # fmt: skip
-CLF_INSTANCES_SCHEMA = {
-    "type": "object",
-    "properties": {"instances": {"type": "array", "minItems": 1, "maxItems": 5, "items": {
-        "type": "object", "properties": {"class_label": {"type": "string"}, "input": {"type": "string"}},
-        "required": ["class_label", "input"], "additionalProperties": False}}},
-    "required": ["instances"], "additionalProperties": False,
-}  # fmt: skip
-
 
 class StructuredOutput(StrictModel):
     enabled: bool = Field(
@@ -72,18 +49,18 @@ class StructuredOutput(StrictModel):
         "response_format) instead of free text: a deviation for weak models; paper: off.",
     )
     tasks_schema: dict[str, Any] = Field(
-        default_factory=lambda: dict(TASKS_SCHEMA), description="Schema of new tasks: {tasks: [str]}."
+        default_factory=lambda: dict(TASKS_JSON_SCHEMA), description="Schema of new tasks: {tasks: [str]}."
     )
     classify_schema: dict[str, Any] = Field(
-        default_factory=lambda: dict(CLASSIFY_SCHEMA),
+        default_factory=lambda: dict(CLASSIFY_JSON_SCHEMA),
         description="Schema of the classification answer: {is_classification: Yes|No}.",
     )
     instances_schema: dict[str, Any] = Field(
-        default_factory=lambda: dict(INSTANCES_SCHEMA),
+        default_factory=lambda: dict(INSTANCES_JSON_SCHEMA),
         description="Schema of input-first instances: {instances: [{input, output}]}.",
     )
     clf_instances_schema: dict[str, Any] = Field(
-        default_factory=lambda: dict(CLF_INSTANCES_SCHEMA),
+        default_factory=lambda: dict(CLF_INSTANCES_JSON_SCHEMA),
         description="Schema of output-first instances: {instances: [{class_label, input}]}.",
     )
 
@@ -114,21 +91,13 @@ class SelfInstructSampling(StrictModel):
     )
 
 
-class SelfInstructConfig(JobConfig):
+class SelfInstructConfig(RoundsJobConfig):
     method: Literal["self_instruct"] = Field("self_instruct", description="Self-Instruct.")
     seed_tasks: str | None = Field(
         None, description="Seed tasks JSONL (Self-Instruct format). Default: the paper's 175."
     )
     target_instructions: int = Field(
         52_000, ge=1, description="Stop when this many new instructions are kept (paper: 52k)."
-    )
-    requests_per_round: int = Field(
-        64, ge=1, description="Generation prompts per round, sent in parallel. The paper sends "
-        "5 at a time; a round's prompts only see machine tasks kept in earlier rounds.",
-    )
-    max_rounds: int = Field(100_000, ge=1, description="Hard cap on rounds.")
-    patience: int = Field(
-        10, ge=1, description="Stop after this many rounds in a row keep no new instruction."
     )
     prompt_instructions: int = Field(
         P.NUM_PROMPT_INSTRUCTIONS, ge=1, description="Tasks shown per prompt (paper: 8)."

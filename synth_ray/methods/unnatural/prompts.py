@@ -38,15 +38,13 @@ What is the paper's and what is ours:
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import random
 import re
 from functools import cache
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
+from synth_ray.io.seeds import load_jsonl_records
 from synth_ray.stages.prompt import PromptTemplate, load_template
 
 __all__ = [
@@ -106,24 +104,7 @@ _SEED_FIELDS = ("id", "instruction", "input", "constraints")
 def load_seeds(path: str | None = None) -> list[dict]:
     """The seed examples (default: the shipped 15), one JSON object a line; a malformed line
     raises ``ValueError`` naming its file and line number."""
-    if path is None:
-        res = resources.files(__package__).joinpath("seeds.jsonl")
-        text, where = res.read_text(encoding="utf-8"), "seeds.jsonl"
-    else:
-        text, where = Path(path).expanduser().read_text(encoding="utf-8"), str(path)
-    seeds: list[dict] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{where}: line {lineno}: invalid JSON ({e.msg})") from None
-        problem = _seed_problem(obj)
-        if problem:
-            raise ValueError(f"{where}: line {lineno}: {problem}")
-        seeds.append(obj)
-    return seeds
+    return load_jsonl_records(path, __package__, "seeds.jsonl", _seed_problem)
 
 
 def _seed_problem(obj: Any) -> str | None:

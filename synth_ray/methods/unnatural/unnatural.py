@@ -10,7 +10,7 @@ from pydantic import Field
 from synth_ray.config import ConfigError, StrictModel
 from synth_ray.engines.base import SamplingConfig
 from synth_ray.io.rejects import reject, write_rejects
-from synth_ray.methods.base import METHODS, JobConfig, JobContext, Method
+from synth_ray.methods.base import METHODS, JobContext, Method, RoundsJobConfig
 from synth_ray.methods.unnatural import prompts as P
 from synth_ray.methods.unnatural.parse import (
     EXAMPLE_JSON_SCHEMA,
@@ -71,7 +71,7 @@ class UnnaturalSampling(StrictModel):
     )
 
 
-class UnnaturalConfig(JobConfig):
+class UnnaturalConfig(RoundsJobConfig):
     method: Literal["unnatural"] = Field("unnatural", description="Unnatural Instructions.")
     seeds: str | None = Field(
         None, description="Seed examples JSONL (id, instruction, input, constraints). Default: "
@@ -87,9 +87,6 @@ class UnnaturalConfig(JobConfig):
     combination_seed: int = Field(
         0, description="0: disjoint groups in file order (the survey's figure first); else shuffled."
     )
-    requests_per_round: int = Field(64, ge=1, description="Example prompts per round, in parallel.")
-    max_rounds: int = Field(100_000, ge=1, description="Hard cap on rounds.")
-    patience: int = Field(10, ge=1, description="Stop after this many rounds keep nothing.")
     reformulate: bool = Field(
         True, description="Template expansion: add the alternative formulations (paper: yes)."
     )

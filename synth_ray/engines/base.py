@@ -128,16 +128,20 @@ class Engine(ABC):
         """Checks run before any work (endpoint reachable, model served, ...)."""
 
     @abstractmethod
-    def _generate(self, ds: "ray.data.Dataset", input_kind: str) -> "ray.data.Dataset":
-        """Generate for already-expanded rows (``n == 1`` each)."""
+    def _generate(self, ds: "ray.data.Dataset", input_kind: str,
+                  num_rows: int | None = None) -> "ray.data.Dataset":  # fmt: skip
+        """Generate for already-expanded rows (``n == 1`` each); ``num_rows``: a size hint."""
 
     def generate(
-        self, ds: "ray.data.Dataset", input_kind: Literal["prompt", "messages"] = "prompt"
+        self, ds: "ray.data.Dataset", input_kind: Literal["prompt", "messages"] = "prompt",
+        num_rows: int | None = None,
     ) -> "ray.data.Dataset":
+        """Generation rows for request rows; ``num_rows`` (rows after expanding ``n``), when the
+        caller knows it, lets an engine spread a small dataset over all its replicas."""
         if input_kind not in ("prompt", "messages"):
             raise ValueError(f"input_kind must be 'prompt' or 'messages', not {input_kind!r}")
         ds = ds.map_batches(expand_samples, batch_format="pyarrow", num_cpus=0.25)
-        return self._generate(ds, input_kind)
+        return self._generate(ds, input_kind, num_rows)
 
 
 def expand_samples(batch: pa.Table) -> pa.Table:

@@ -83,7 +83,7 @@ class OpenAIEngine(Engine):
                     f"(served: {', '.join(map(str, served))})"
                 )
 
-    def _generate(self, ds, input_kind: str):
+    def _generate(self, ds, input_kind: str, num_rows: int | None = None):
         import ray.data
 
         return ds.map_batches(

@@ -184,9 +184,9 @@ class VLLMEngine(Engine):
             runtime_env=runtime_env,
         )
 
-    def _generate(self, ds, input_kind: str):
+    def _generate(self, ds, input_kind: str, num_rows: int | None = None):
         if self.lifetime == "run":
-            return self._generate_on_pool(ds, input_kind)
+            return self._generate_on_pool(ds, input_kind, num_rows)
         from ray.data.llm import build_processor
 
         processor = build_processor(self.processor_config(input_kind))
@@ -203,7 +203,7 @@ class VLLMEngine(Engine):
 
     # -- lifetime "run": replicas that outlive one dataset (synth_ray.engines.vllm_pool) --
 
-    def _generate_on_pool(self, ds, input_kind: str):
+    def _generate_on_pool(self, ds, input_kind: str, num_rows: int | None):
         from ray.data import TaskPoolStrategy
 
         from synth_ray.engines.vllm_pool import ReplicaPool, call_replicas
@@ -222,7 +222,7 @@ class VLLMEngine(Engine):
             call_replicas,
             fn_kwargs={"handles": self._pool.handles, "input_kind": input_kind,
                        "model": self.model.name},
-            batch_format="pyarrow", batch_size=c.batch_size, num_cpus=0,
+            batch_format="pyarrow", batch_size=_pool_batch_size(c, num_rows), num_cpus=0,
             compute=TaskPoolStrategy(size=c.replicas * c.max_concurrent_batches),
         )  # fmt: skip
 
@@ -230,6 +230,15 @@ class VLLMEngine(Engine):
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+
+
+def _pool_batch_size(c: VLLMEngineConfig, num_rows: int | None) -> int:
+    """``batch_size``, or less when the dataset is small: a round of 12 prompts becomes 2
+    batches per replica in flight instead of one batch on one replica."""
+    if not num_rows:
+        return c.batch_size
+    slots = c.replicas * c.max_concurrent_batches
+    return max(1, min(c.batch_size, -(-num_rows // slots)))
 
 
 # An explicit type: inferred ones differ between blocks (a block whose rows all lack a seed or a

@@ -54,6 +54,10 @@ class VLLMReplica:
     def ready(self) -> bool:
         return True
 
+    def served(self) -> int:
+        """Requests this replica has taken so far."""
+        return self._next
+
     def _chat_prompt(self, messages: list[dict]) -> str:
         if self._tokenizer is None:
             from transformers import AutoTokenizer

@@ -73,7 +73,7 @@ def generate_pending(
     stats.skipped_done = stats.requested - n_pending
     if n_pending == 0:
         return stats
-    out = ctx.engine.generate(pending, input_kind)
+    out = ctx.engine.generate(pending, input_kind, num_rows=n_pending)
     out = out.map_batches(
         _finalize, fn_kwargs={"run_id": ctx.run_id}, batch_format="pyarrow", num_cpus=0.25
     )

@@ -76,3 +76,13 @@ def test_setup_hook_patches_the_stage_once():
         assert vLLMEngineWrapper._prepare_llm_request is patched
     finally:
         vLLMEngineWrapper._prepare_llm_request = before
+
+
+def test_pool_batch_size_spreads_small_datasets():
+    from synth_ray.engines.vllm_engine import VLLMEngineConfig, _pool_batch_size
+
+    c = VLLMEngineConfig(replicas=2, batch_size=256, max_concurrent_batches=2)
+    assert _pool_batch_size(c, None) == 256
+    assert _pool_batch_size(c, 12) == 3  # 4 batches: 2 in flight on each replica
+    assert _pool_batch_size(c, 1) == 1
+    assert _pool_batch_size(c, 100_000) == 256

@@ -100,3 +100,22 @@ def test_close_stops_replicas(tiny_model, ray_local):
     eng.close()
     with pytest.raises(ray.exceptions.RayActorError):
         ray.get(handle.ready.remote(), timeout=30)
+
+
+def test_two_replicas_share_a_small_dataset(tiny_model, ray_local):
+    """A round of a few prompts is spread over every replica (the size hint), not one batch."""
+    import ray
+
+    eng = build_engine({"type": "vllm", "lifetime": "run", "replicas": 2, "max_model_len": 512},
+                       ResolvedModel("tiny", tiny_model, "tiny"))  # fmt: skip
+    try:
+        rows = [{"id": f"r{i}", "prompt": f"Item {i}:", "sampling": SamplingConfig(max_tokens=3).to_json()}
+                for i in range(12)]  # fmt: skip
+        out = eng.generate(ray.data.from_items(rows), num_rows=12).take_all()
+        assert sorted(r["id"] for r in out) == sorted(r["id"] for r in rows)
+        assert all(r["error"] is None for r in out)
+        served = ray.get([h.served.remote() for h in eng._pool.handles])
+        assert sum(served) == 12 and min(served) > 0, served
+        assert eng.starts == 2
+    finally:
+        eng.close()

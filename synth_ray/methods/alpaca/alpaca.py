@@ -22,6 +22,7 @@ from synth_ray.methods.base import METHODS, JobContext, Method, RoundsJobConfig
 from synth_ray.methods.self_instruct.prompts import load_seed_tasks
 from synth_ray.stages.novelty_stage import offer
 from synth_ray.stages.records import (
+    error_reason,
     record_id,
     request_id,
     stage_sampling,
@@ -117,8 +118,8 @@ class Alpaca(Method):
             for g in gens:
                 rid = g["request_id"]
                 if g["error"]:
-                    rejects.append(reject("alpaca", "generation_error", stage="generate", id=rid,
-                                          detail=g["error"]))  # fmt: skip
+                    rejects.append(reject("alpaca", error_reason(g["error"]), stage="generate",
+                                          id=rid, detail=g["error"]))  # fmt: skip
                     continue
                 if so.enabled:
                     items = parse_batch_json(g["completion"])

@@ -34,6 +34,7 @@ from synth_ray.methods.self_instruct.parse import (
 from synth_ray.stages.novelty_stage import offer
 from synth_ray.stages.parse import json_object
 from synth_ray.stages.records import (
+    error_reason,
     record_id,
     request_id,
     stage_sampling,
@@ -215,7 +216,7 @@ class SelfInstruct(Method):
         for row in out:
             rid = row["request_id"]
             if row["error"]:
-                rejects.append(reject("self_instruct", "generation_error", stage="generate",
+                rejects.append(reject("self_instruct", error_reason(row["error"]), stage="generate",
                                       id=rid, detail=row["error"]))  # fmt: skip
                 continue
             if cfg.structured_output.enabled:
@@ -290,7 +291,8 @@ class SelfInstruct(Method):
         for m in machine:
             row = (by_req.get(reqs[m["id"]]["id"]) or [None])[0]
             if row is None or row["error"]:
-                rejects.append(reject("self_instruct", "generation_error", stage="instances",
+                why = error_reason(row["error"]) if row else "generation_error"
+                rejects.append(reject("self_instruct", why, stage="instances",
                                       id=m["id"], detail=(row or {}).get("error") or "no row"))  # fmt: skip
                 continue
             clf = m["is_classification"]

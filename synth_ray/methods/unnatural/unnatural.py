@@ -24,6 +24,7 @@ from synth_ray.methods.unnatural.parse import (
 )
 from synth_ray.stages.parse import json_object
 from synth_ray.stages.records import (
+    error_reason,
     record_id,
     request_id,
     stage_sampling,
@@ -149,7 +150,7 @@ class Unnatural(Method):
                 rid = g["request_id"]
                 ex, why = None, None
                 if g["error"]:
-                    why = "generation_error"
+                    why = error_reason(g["error"])
                 elif so.enabled:
                     ex = parse_example_json(g["completion"])
                     why = None if ex else "invalid_json"
@@ -192,7 +193,8 @@ class Unnatural(Method):
             g = (by_req.get(reqs[ex["id"]]["id"]) or [None])[0]
             out = parse_output(g["completion"]) if g and not g["error"] else None
             if out is None:
-                why = "generation_error" if (g is None or g["error"]) else "empty_output"
+                why = error_reason(g["error"]) if g and g["error"] else (
+                    "empty_output" if g else "generation_error")
                 rejects.append(reject("unnatural", why, stage="output", id=ex["id"],
                                       detail=(g or {}).get("error") or ""))  # fmt: skip
                 continue
@@ -218,7 +220,7 @@ class Unnatural(Method):
             for g in by_req.get(reqs[r["id"]]["id"], []):
                 text, why = None, None
                 if g["error"]:
-                    why = "generation_error"
+                    why = error_reason(g["error"])
                 else:
                     text = g["completion"]
                     if schema is not None:

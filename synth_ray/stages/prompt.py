@@ -8,7 +8,9 @@ as system + user messages through the model's own chat template.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -52,3 +54,20 @@ def load_template(package: str, name: str, override: str | None = None) -> Promp
     if not res.is_file():
         raise KeyError(name)
     return PromptTemplate(f"{package.rsplit('.', 1)[-1]}/{name}", res.read_text(encoding="utf-8"))
+
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def fill(text: str, **values: str) -> str:
+    """Replace ``{key}`` placeholders in one pass: values are never re-scanned, and unknown
+    placeholders (like Unnatural Instructions' ``{INPUT}``) stay as they are."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+
+@cache
+def shipped_template(package: str, name: str) -> PromptTemplate:
+    """A method's template file ``templates/<name>.txt`` without its final newline (files end
+    with one newline that is not part of the prompt)."""
+    t = load_template(package, name)
+    return PromptTemplate(t.name, t.text.removesuffix("\n"))

@@ -43,11 +43,11 @@ reference's ``make_gpt3_requests`` arguments; see each constant. ``top_p=0`` wit
 from __future__ import annotations
 
 import re
-from functools import cache, lru_cache
+from functools import lru_cache
 from typing import Any
 
 from synth_ray.io.seeds import load_jsonl_records
-from synth_ray.stages.prompt import PromptTemplate, load_template
+from synth_ray.stages.prompt import PromptTemplate, fill, shipped_template
 
 __all__ = [
     "CLASSIFICATION_EXAMPLE_IDS",
@@ -181,19 +181,9 @@ TEMPLATE_NAMES = (
 )
 
 
-@cache
 def template(name: str) -> PromptTemplate:
     """The named template (its final newline removed), e.g. to record its hash."""
-    t = load_template(__package__, name)
-    return PromptTemplate(t.name, t.text.removesuffix("\n"))
-
-
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
-
-
-def _fill(text: str, **values: str) -> str:
-    """Replace ``{key}`` placeholders in one pass (values are never re-scanned)."""
-    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+    return shipped_template(__package__, name)
 
 
 _WS = re.compile(r"\s+")
@@ -233,7 +223,7 @@ CLASSIFICATION_EXAMPLE_IDS: tuple[tuple[str, bool], ...] = tuple(
 def classification_prompt(instruction: str) -> str:
     """The 31-shot "Is it classification?" prompt for one instruction (whitespace collapsed)."""
     text = template("is_classification").text
-    return _fill(text, instruction=_WS.sub(" ", instruction).strip())
+    return fill(text, instruction=_WS.sub(" ", instruction).strip())
 
 
 INPUT_FIRST_SEED_IDS: tuple[str, ...] = (
@@ -277,7 +267,7 @@ def _instance_prefix(is_classification: bool) -> str:
     else:
         name = "instances_input_first"
         demos = [_input_first_demo(by_id[i]) for i in INPUT_FIRST_SEED_IDS]
-    return _fill(template(name).text, seed_demonstrations="\n\n".join(demos))
+    return fill(template(name).text, seed_demonstrations="\n\n".join(demos))
 
 
 def instance_prompt(instruction: str, is_classification: bool) -> str:

@@ -40,12 +40,10 @@ from __future__ import annotations
 import itertools
 import math
 import random
-import re
-from functools import cache
 from typing import Any
 
 from synth_ray.io.seeds import load_jsonl_records
-from synth_ray.stages.prompt import PromptTemplate, load_template
+from synth_ray.stages.prompt import PromptTemplate, fill, shipped_template
 
 __all__ = [
     "EXAMPLE_SAMPLING",
@@ -150,19 +148,9 @@ def seed_combinations(
 TEMPLATE_NAMES = ("example", "output", "output_no_constraints", "reformulation")
 
 
-@cache
 def template(name: str) -> PromptTemplate:
     """The named template (its final newline removed), e.g. to record its hash."""
-    t = load_template(__package__, name)
-    return PromptTemplate(t.name, t.text.removesuffix("\n"))
-
-
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
-
-
-def _fill(text: str, **values: str) -> str:
-    """Replace ``{key}`` placeholders in one pass (unknown ones, like ``{INPUT}``, stay)."""
-    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+    return shipped_template(__package__, name)
 
 
 def _field(example: dict, key: str) -> str:
@@ -174,7 +162,7 @@ def example_prompt(shots: list[dict]) -> str:
     if not shots:
         raise ValueError("example_prompt needs at least one shot")
     blocks = [
-        _fill(
+        fill(
             template("example").text,
             number=str(i),
             instruction=_field(s, "instruction"),
@@ -196,7 +184,7 @@ def output_prompt(example: dict, *, include_none_constraints: bool = False) -> s
     name = "output"
     if _is_none(constraints) and not include_none_constraints:
         name = "output_no_constraints"
-    return _fill(
+    return fill(
         template(name).text,
         instruction=_field(example, "instruction"),
         input=_field(example, "input"),
@@ -206,7 +194,7 @@ def output_prompt(example: dict, *, include_none_constraints: bool = False) -> s
 
 def reformulation_prompt(example: dict) -> str:
     """The template-expansion prompt; the continuation is one alternative formulation."""
-    return _fill(
+    return fill(
         template("reformulation").text,
         instruction=_field(example, "instruction"),
         input=_field(example, "input"),

@@ -1,0 +1,78 @@
+"""SFT on Ray Train (2 CPU workers, DDP over gloo, TRL's SFTTrainer) on the tiny model:
+the loss falls, a worker failure mid-run is survived from the checkpoint, the model memorises
+its answers, and vLLM loads the output and greedily reproduces them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from synth_ray.runner import load_job_config, run_job
+
+from ..conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+ANSWERS = ["apple river stone", "blue cloud seven", "quiet lamp forest", "green door twelve"]
+
+
+def _question(i: int) -> str:
+    return f"What is the code word number {i}?"
+
+
+@pytest.fixture(scope="module")
+def sft_run(ray_local, tmp_path_factory):
+    root = tmp_path_factory.mktemp("sft")
+    rows = [{"instruction": _question(i), "input": "", "output": a} for i, a in enumerate(ANSWERS)]
+    (root / "alpaca.json").write_text(json.dumps(rows))
+    overrides = [f"input={root / 'alpaca.json'}", f"output_dir={root / 'out'}", "max_steps=120",
+                 "learning_rate=0.01", "per_device_batch_size=2", "checkpoint.save_steps=40",
+                 "logging_steps=10", "fail_once_at_step=50"]  # fmt: skip
+    config = load_job_config(str(REPO / "jobs/sft.yaml"), overrides)
+    return root / "out", run_job(config), config
+
+
+def test_loss_falls_and_the_failure_is_survived(sft_run):
+    out, rec, _ = sft_run
+    assert rec["status"] == "succeeded"
+    t = rec["counts"]["training"]
+    assert t["workers"] == 2 and t["rows_trained"] == 4 and t["global_step"] == 120
+    assert t["last_logged_loss"] < t["first_logged_loss"] / 10
+    # The injected failure happened (marker written) and training still reached max_steps.
+    assert (out / "train" / ".failed_once").exists()
+
+
+def test_output_is_a_hugging_face_folder(sft_run):
+    out, _, _ = sft_run
+    names = {p.name for p in (out / "model").iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja"} <= names
+
+
+def test_vllm_loads_the_model_and_reproduces_the_answers(sft_run):
+    import ray
+
+    from synth_ray.engines import build_engine
+    from synth_ray.engines.base import SamplingConfig
+    from synth_ray.models.resolve import ResolvedModel
+
+    out, _, _ = sft_run
+    path = str(out / "model")
+    eng = build_engine({"type": "vllm", "lifetime": "run", "max_model_len": 512},
+                       ResolvedModel(path, path, "local"))  # fmt: skip
+    try:
+        rows = [{"id": str(i), "messages": [{"role": "user", "content": _question(i)}],
+                 "sampling": SamplingConfig(temperature=0, max_tokens=12).to_json()}
+                for i in range(len(ANSWERS))]  # fmt: skip
+        got = {r["id"]: r["completion"].strip() for r in
+               eng.generate(ray.data.from_items(rows), "messages").take_all()}  # fmt: skip
+    finally:
+        eng.close()
+    assert got == {str(i): a for i, a in enumerate(ANSWERS)}
+
+
+def test_rerun_of_a_finished_job_trains_nothing(sft_run):
+    out, _, config = sft_run
+    again = run_job(config)
+    assert again["status"] == "succeeded"
+    assert "skipped" in again["counts"]["training"]

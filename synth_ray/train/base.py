@@ -17,6 +17,8 @@ from pydantic import Field
 
 from synth_ray.config import StrictModel
 from synth_ray.io import fs
+from synth_ray.methods.base import Method
+from synth_ray.train.deepspeed_config import DeepSpeedConfig
 
 
 class Scaling(StrictModel):
@@ -65,10 +67,23 @@ class TrainCommon(StrictModel):
         "OUTPUT_DIR/train. A rerun with the same storage resumes.",
     )
     seed: int = Field(0, description="Training seed.")
+    deepspeed: DeepSpeedConfig = Field(
+        default_factory=DeepSpeedConfig,
+        description="DeepSpeed ZeRO (stage, offload, bf16/fp16), passed to the trainer when "
+        "enabled; checked against the device before any worker starts.",
+    )
     fail_once_at_step: int | None = Field(
         None, ge=1, description="Testing: rank 0 raises once at this step (to exercise "
         "recovery from a worker failure). Leave unset.",
     )
+
+
+class TrainMethod(Method):
+    """Base of the training methods: checks that need no Ray run before anything starts."""
+
+    def preflight(self, config: TrainCommon) -> None:  # type: ignore[override]
+        if config.deepspeed.enabled:
+            config.deepspeed.check_device(config.scaling.use_gpu)
 
 
 def steps_for(n_rows: int, cfg: TrainCommon) -> int:

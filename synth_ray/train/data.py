@@ -4,7 +4,9 @@ Inputs are what the generation jobs write, read by Ray Data (never whole by the 
 
 - an instruction job's ``OUTPUT_DIR`` or its ``dataset/`` folder (Parquet: instruction, input,
   output), an export of it (Alpaca JSON list, or chat JSONL with ``messages``), or any Parquet /
-  JSON(L) with those columns.
+  JSON(L) with those columns;
+- for continued pretraining, WRAP's ``OUTPUT_DIR`` (its ``mix/``: real and synthetic ``text``)
+  or any Parquet / JSONL with a text column.
 
 Tokenization runs as a Ray Data stage (CPU tasks, on any node), so training workers receive
 ready token rows through ``get_dataset_shard`` and only pad them into batches. For SFT each row
@@ -30,8 +32,10 @@ def read_training_rows(path: str):
     import ray.data
 
     root = fs.absolute(path)
-    if fs.exists(fs.join(root, "dataset")):  # a job's OUTPUT_DIR
-        root = fs.join(root, "dataset")
+    for sub in ("dataset", "mix"):  # a job's OUTPUT_DIR: instruction rows, or WRAP's mix
+        if fs.exists(fs.join(root, sub)):
+            root = fs.join(root, sub)
+            break
     files = fs.list_files(root, (".parquet", ".json", ".jsonl")) if not _is_file(root) else [root]
     if not files:
         raise FileNotFoundError(f"no .parquet/.json/.jsonl training data under {path}")
@@ -118,3 +122,24 @@ def pad_collate(batch: dict, pad_id: int) -> dict:
         labels[k, : len(lab)] = torch.as_tensor(lab, dtype=torch.long)
         mask[k, : len(r)] = 1
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def tokenize_text(batch: pa.Table, tokenizer_source: str, max_length: int,
+                  text_field: str = "text") -> pa.Table:  # fmt: skip
+    """Ray Data stage for causal-LM pretraining: each text (plus EOS) -> ``input_ids`` =
+    ``labels`` (every token learned), cut into windows of ``max_length``; empty texts dropped."""
+    tok = _tokenizer(tokenizer_source)
+    eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
+    ids: list[list[int]] = []
+    for text in batch.column(text_field).to_pylist():
+        if not text or not text.strip():
+            continue
+        toks = _ids(tok(text, add_special_tokens=True)) + eos
+        ids += [toks[k : k + max_length] for k in range(0, len(toks), max_length)]
+    ids = [w for w in ids if len(w) > 1]
+    return pa.table({
+        "input_ids": pa.array(ids, pa.list_(pa.int32())),
+        "labels": pa.array(ids, pa.list_(pa.int32())),
+        "n_tokens": pa.array([len(w) for w in ids], pa.int32()),
+        "n_target": pa.array([len(w) for w in ids], pa.int32()),
+    })  # fmt: skip

@@ -106,6 +106,8 @@ def training_args_common(config: dict[str, Any], workdir: str) -> dict[str, Any]
         use_cpu=not use_gpu,
         bf16=bool(ds and ds.get("bf16", {}).get("enabled")),
         fp16=bool(ds and ds.get("fp16", {}).get("enabled")),
+        # DeepSpeed clips by its own gradient_clipping; HF insists both agree.
+        max_grad_norm=float(ds.get("gradient_clipping") or 0.0) if ds else 1.0,
         seed=int(config.get("seed", 0)),
         deepspeed=ds,
         remove_unused_columns=False,
@@ -121,6 +123,7 @@ def train_and_report(trainer, tokenizer, rank: int, workdir: str, resume: str | 
     result = trainer.train(resume_from_checkpoint=resume)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     metrics = {"final": 1, "global_step": trainer.state.global_step,
+               "deepspeed": bool(getattr(trainer, "is_deepspeed_enabled", False)),
                "train_loss": float(result.training_loss),
                "first_logged_loss": losses[0] if losses else None,
                "last_logged_loss": losses[-1] if losses else None}  # fmt: skip

@@ -20,10 +20,13 @@ from synth_ray.train.base import copy_model, run_config, scaling_config, steps_f
 from synth_ray.train.data import read_training_rows, tokenize_sft
 from synth_ray.train.hf_worker import FINAL_MARKER
 
-TOKENIZERS: dict[str, Callable] = {"sft": tokenize_sft}
 
-
-def run_trainer(ctx: JobContext, loop: Callable[[dict], None], kind: str) -> None:
+def run_trainer(ctx: JobContext, loop: Callable[[dict], None], kind: str,
+                tokenize: Callable = tokenize_sft, columns: tuple[str, ...] = ("input_ids", "labels"),
+                extra_loop_config: dict[str, Any] | None = None) -> None:  # fmt: skip
+    """Tokenize ``cfg.input`` with ``tokenize`` (a Ray Data batch function taking
+    ``tokenizer_source`` and ``max_length``; it may add ``n_tokens``/``n_target`` columns for the
+    record), train with ``loop`` on ``columns``, write OUTPUT_DIR/model/."""
     import pyarrow.compute as pc
     from ray.train.torch import TorchTrainer
 
@@ -35,7 +38,7 @@ def run_trainer(ctx: JobContext, loop: Callable[[dict], None], kind: str) -> Non
         return
     with rec.stage("tokenize"):
         rows = read_training_rows(cfg.input)
-        data = rows.map_batches(TOKENIZERS[kind], batch_format="pyarrow",
+        data = rows.map_batches(tokenize, batch_format="pyarrow",
                                 fn_kwargs={"tokenizer_source": ctx.model.source,
                                            "max_length": cfg.max_length})  # fmt: skip
         data = data.materialize()
@@ -45,8 +48,10 @@ def run_trainer(ctx: JobContext, loop: Callable[[dict], None], kind: str) -> Non
         import ray
 
         for t in ray.get(stats):
-            tokens += int(pc.sum(t.column("n_tokens")).as_py() or 0)
-            target += int(pc.sum(t.column("n_target")).as_py() or 0)
+            if "n_tokens" in t.column_names:
+                tokens += int(pc.sum(t.column("n_tokens")).as_py() or 0)
+            if "n_target" in t.column_names:
+                target += int(pc.sum(t.column("n_target")).as_py() or 0)
     if n_rows == 0:
         raise ValueError(f"field 'input': no trainable rows in {cfg.input} ({n_in} read)")
     steps = steps_for(n_rows, cfg)
@@ -59,10 +64,11 @@ def run_trainer(ctx: JobContext, loop: Callable[[dict], None], kind: str) -> Non
         "max_steps": steps,
         "fail_marker": fs.join(ctx.layout.root, "train", ".failed_once"),
         "deepspeed_dict": _deepspeed_dict(cfg),
+        **(extra_loop_config or {}),
     }
     trainer = TorchTrainer(loop, train_loop_config=loop_config, scaling_config=scaling_config(cfg),
                            run_config=run_config(cfg, ctx.layout.root, kind),
-                           datasets={"train": data.select_columns(["input_ids", "labels"])})  # fmt: skip
+                           datasets={"train": data.select_columns(list(columns))})  # fmt: skip
     t0 = time.perf_counter()
     with rec.stage("train"):
         result = trainer.fit()
@@ -78,6 +84,7 @@ def run_trainer(ctx: JobContext, loop: Callable[[dict], None], kind: str) -> Non
         "rows_read": n_in, "rows_trained": n_rows, "rows_dropped": n_in - n_rows,
         "tokens": tokens, "target_tokens": target, "steps": steps,
         "workers": cfg.scaling.num_workers, "global_step": m.get("global_step"),
+        "deepspeed": m.get("deepspeed"),
         "train_loss": m.get("train_loss"), "first_logged_loss": m.get("first_logged_loss"),
         "last_logged_loss": m.get("last_logged_loss"),
         # Tokens the workers went through (rows are reused when steps span several epochs),
@@ -93,8 +100,7 @@ def _rows_seen(cfg, steps: int) -> int:
 
 
 def _deepspeed_dict(cfg) -> dict | None:
-    ds = getattr(cfg, "deepspeed", None)
-    if ds is None or not ds.enabled:
+    """The DeepSpeed JSON config (batch sizes "auto": filled in by the trainer), or None."""
+    if not cfg.deepspeed.enabled:
         return None
-    ds.check_device(cfg.scaling.use_gpu)
-    return ds.to_dict(train_batch_size="auto", micro_batch="auto", grad_accum="auto")
+    return cfg.deepspeed.to_dict()

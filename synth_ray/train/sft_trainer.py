@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from synth_ray.methods.base import METHODS, JobContext, Method
+from synth_ray.methods.base import METHODS, JobContext
+from synth_ray.train.base import TrainMethod
 from synth_ray.train.sft_config import SFTJobConfig
 
 
@@ -43,7 +44,7 @@ def sft_loop(config: dict[str, Any]) -> None:
 
 
 @METHODS.register("sft")
-class SFT(Method):
+class SFT(TrainMethod):
     config_cls = SFTJobConfig
 
     def run(self, ctx: JobContext) -> None:

@@ -76,3 +76,27 @@ def test_rerun_of_a_finished_job_trains_nothing(sft_run):
     again = run_job(config)
     assert again["status"] == "succeeded"
     assert "skipped" in again["counts"]["training"]
+
+
+def test_deepspeed_zero2_lowers_the_loss_like_ddp(ray_local, tmp_path, sft_run):
+    """The same SFT under DeepSpeed ZeRO-2 (fp32, DeepSpeed's CPU accelerator, 2 workers)."""
+    _, _, config = sft_run
+    ds_config = config.model_copy(update={
+        "output_dir": str(tmp_path / "ds"), "max_steps": 30, "fail_once_at_step": None,
+        "deepspeed": config.deepspeed.model_copy(update={"enabled": True, "stage": 2}),
+    })  # fmt: skip
+    rec = run_job(ds_config)
+    t = rec["counts"]["training"]
+    assert rec["status"] == "succeeded" and t["deepspeed"] is True and t["global_step"] == 30
+    assert t["last_logged_loss"] < t["first_logged_loss"] / 3
+    assert (tmp_path / "ds" / "model" / "model.safetensors").exists()
+
+
+def test_impossible_deepspeed_config_stops_before_any_work(tmp_path):
+    from synth_ray.config import ConfigError
+
+    config = load_job_config(str(REPO / "jobs/sft.yaml"), [
+        f"output_dir={tmp_path / 'x'}", "deepspeed.enabled=true", "deepspeed.bf16=true"])  # fmt: skip
+    with pytest.raises(ConfigError, match="deepspeed.bf16"):
+        run_job(config)
+    assert not (tmp_path / "x").exists()  # nothing written, no Ray started for it

@@ -1,0 +1,29 @@
+"""Continued pretraining on Ray Train: plain text (WRAP's mix) -> causal-LM windows of
+``max_length`` tokens, every token learned, through the same worker as SFT (TRL's SFTTrainer
+with rows that arrive tokenized; labels = input_ids)."""
+
+from __future__ import annotations
+
+from synth_ray.methods.base import METHODS, JobContext
+from synth_ray.train.base import TrainMethod
+from synth_ray.train.data import tokenize_text
+from synth_ray.train.pretrain_config import PretrainJobConfig
+from synth_ray.train.sft_trainer import sft_loop
+
+
+def _tokenize(batch, tokenizer_source: str, max_length: int, text_field: str = "text"):
+    return tokenize_text(batch, tokenizer_source, max_length, text_field)
+
+
+@METHODS.register("pretrain")
+class Pretrain(TrainMethod):
+    config_cls = PretrainJobConfig
+
+    def run(self, ctx: JobContext) -> None:
+        from functools import partial
+
+        from synth_ray.train.runner import run_trainer
+
+        cfg: PretrainJobConfig = ctx.config  # type: ignore[assignment]
+        run_trainer(ctx, sft_loop, kind="pretrain",
+                    tokenize=partial(_tokenize, text_field=cfg.text_field))  # fmt: skip

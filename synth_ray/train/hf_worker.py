@@ -66,10 +66,30 @@ def resume_checkpoint(workdir: str) -> str | None:
 def callbacks(config: dict[str, Any], rank: int) -> list:
     from ray.train.huggingface.transformers import RayTrainReportCallback
 
-    cbs = [RayTrainReportCallback()]
+    cbs = [RayTrainReportCallback(), step_timer()]
     if config.get("fail_once_at_step") and rank == 0:
         cbs.append(_fail_once(int(config["fail_once_at_step"]), config["fail_marker"]))
     return cbs
+
+
+def step_timer():
+    """Wall time of each optimizer step (steady-state throughput, without start-up)."""
+    import time
+
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def __init__(self):
+            self.ends: list[float] = []
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.ends.append(time.perf_counter())
+
+        def steady_s_per_step(self) -> float | None:
+            d = [b - a for a, b in zip(self.ends[2:], self.ends[3:])]  # skip warm-up steps
+            return sorted(d)[len(d) // 2] if d else None
+
+    return StepTimer()
 
 
 def _fail_once(step: int, marker: str):
@@ -122,8 +142,10 @@ def train_and_report(trainer, tokenizer, rank: int, workdir: str, resume: str | 
 
     result = trainer.train(resume_from_checkpoint=resume)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    timer = next((c for c in trainer.callback_handler.callbacks if hasattr(c, "steady_s_per_step")), None)
     metrics = {"final": 1, "global_step": trainer.state.global_step,
                "deepspeed": bool(getattr(trainer, "is_deepspeed_enabled", False)),
+               "steady_s_per_step": timer.steady_s_per_step() if timer else None,
                "train_loss": float(result.training_loss),
                "first_logged_loss": losses[0] if losses else None,
                "last_logged_loss": losses[-1] if losses else None}  # fmt: skip

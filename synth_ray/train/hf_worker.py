@@ -140,12 +140,19 @@ def train_and_report(trainer, tokenizer, rank: int, workdir: str, resume: str | 
     """Train (resuming if asked), then report the final model as the last checkpoint."""
     import ray.train
 
+    resumed_from = None
+    if resume and os.path.exists(os.path.join(resume, "trainer_state.json")):
+        import json
+
+        with open(os.path.join(resume, "trainer_state.json")) as f:
+            resumed_from = json.load(f).get("global_step")
     result = trainer.train(resume_from_checkpoint=resume)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     timer = next((c for c in trainer.callback_handler.callbacks if hasattr(c, "steady_s_per_step")), None)
     metrics = {"final": 1, "global_step": trainer.state.global_step,
                "deepspeed": bool(getattr(trainer, "is_deepspeed_enabled", False)),
                "steady_s_per_step": timer.steady_s_per_step() if timer else None,
+               "resumed_from_step": resumed_from,
                "train_loss": float(result.training_loss),
                "first_logged_loss": losses[0] if losses else None,
                "last_logged_loss": losses[-1] if losses else None}  # fmt: skip

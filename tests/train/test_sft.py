@@ -100,3 +100,18 @@ def test_impossible_deepspeed_config_stops_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match="deepspeed.bf16"):
         run_job(config)
     assert not (tmp_path / "x").exists()  # nothing written, no Ray started for it
+
+
+def test_rerun_after_a_failed_run_resumes_from_its_checkpoint(ray_local, tmp_path, sft_run):
+    """No failures allowed: the run dies at step 50 (checkpoint at 40). The same command again
+    resumes from step 40 and finishes."""
+    _, first, config = sft_run
+    assert first["counts"]["training"]["resumed_from_step"] == 40  # the in-run recovery
+    cfg = config.model_copy(update={"output_dir": str(tmp_path / "r"), "max_steps": 60,
+                                    "max_failures": 0, "fail_once_at_step": 50})  # fmt: skip
+    with pytest.raises(Exception, match="injected failure"):
+        run_job(cfg)
+    assert (tmp_path / "r" / "train" / ".failed_once").exists()
+    again = run_job(cfg)
+    t = again["counts"]["training"]
+    assert again["status"] == "succeeded" and t["global_step"] == 60 and t["resumed_from_step"] == 40

@@ -12,12 +12,12 @@ import os
 import traceback
 from typing import Any
 
+from synth_ray import train as _train  # noqa: F401  (registers the training methods)
 from synth_ray.config import ConfigError, apply_overrides, load_yaml, validate
 from synth_ray.engines import build_engine
 from synth_ray.io import rejects as rejects_io
 from synth_ray.io.layout import OutputLayout
 from synth_ray.methods import METHODS, JobConfig, JobContext
-from synth_ray import train as _train  # noqa: F401  (registers the training methods)
 from synth_ray.models import ModelNotFoundError, resolve_model
 from synth_ray.runinfo import RunRecord
 

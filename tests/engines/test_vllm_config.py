@@ -39,8 +39,8 @@ def test_no_ray_started_by_building_the_config():
 
 
 def test_job_env_is_not_merged_twice(monkeypatch):
-    import ray
     import pytest
+    import ray
 
     from synth_ray.engines.vllm_engine import _without_job_env
 

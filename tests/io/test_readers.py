@@ -1,10 +1,8 @@
 """Readers: every line ends as a document or a reject with its reason."""
 
 import gzip
-import json
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from synth_ray.io.readers import ReadOptions, _parse_jsonl_files, _validate_parquet_rows
 from synth_ray.io.rejects import compact, read_rejects

@@ -9,7 +9,12 @@ import pytest
 
 from synth_ray.methods.self_instruct.prompts import load_seed_tasks
 from tests.methods.jobs import (
-    DATASET_COLUMNS, assert_novel, assert_rerun_generates_nothing, dataset, rejects, run_tiny,
+    DATASET_COLUMNS,
+    assert_novel,
+    assert_rerun_generates_nothing,
+    dataset,
+    rejects,
+    run_tiny,
     table,
 )  # fmt: skip
 

@@ -7,7 +7,11 @@ import pytest
 
 from synth_ray.methods.unnatural.prompts import load_seeds, seed_combinations
 from tests.methods.jobs import (
-    DATASET_COLUMNS, assert_rerun_generates_nothing, dataset, rejects, run_tiny,
+    DATASET_COLUMNS,
+    assert_rerun_generates_nothing,
+    dataset,
+    rejects,
+    run_tiny,
 )  # fmt: skip
 
 pytestmark = pytest.mark.slow

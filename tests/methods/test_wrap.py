@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from synth_ray.runner import load_job_config, run_job
+from synth_ray.stages.tokenizers import load_tokenizer
 
 from ..conftest import REPO
-from synth_ray.stages.tokenizers import load_tokenizer
 
 pytestmark = pytest.mark.slow
 

@@ -44,6 +44,25 @@ class Checkpointing(StrictModel):
     mode: str = Field("min", pattern="^(min|max)$", description="min or max of `metric`.")
 
 
+class Lora(StrictModel):
+    enabled: bool = Field(False, description="Train LoRA adapters (peft) instead of all weights.")
+    r: int = Field(16, ge=1, description="LoRA rank.")
+    alpha: int = Field(32, ge=1, description="LoRA alpha (scaling = alpha / r).")
+    dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
+    target_modules: list[str] | str = Field(
+        "all-linear", description="Modules that get adapters (peft's 'all-linear', or names)."
+    )
+
+    def peft_config(self, task_type: str = "CAUSAL_LM"):
+        """The peft ``LoraConfig`` (None when disabled)."""
+        if not self.enabled:
+            return None
+        from peft import LoraConfig
+
+        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
+                          target_modules=self.target_modules, task_type=task_type)  # fmt: skip
+
+
 class TrainCommon(StrictModel):
     """Fields shared by the training job configs (mixed into each ``XConfig``)."""
 
@@ -71,6 +90,9 @@ class TrainCommon(StrictModel):
         default_factory=DeepSpeedConfig,
         description="DeepSpeed ZeRO (stage, offload, bf16/fp16), passed to the trainer when "
         "enabled; checked against the device before any worker starts.",
+    )
+    lora: Lora = Field(
+        default_factory=Lora, description="LoRA adapters (peft); merged into the output model."
     )
     fail_once_at_step: int | None = Field(
         None, ge=1, description="Testing: rank 0 raises once at this step (to exercise "

@@ -44,13 +44,17 @@ def dpo_loop(config: dict[str, Any]) -> None:
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     model = AutoModelForCausalLM.from_pretrained(config["model"], dtype=torch.float32)
-    ref = AutoModelForCausalLM.from_pretrained(config["ref_model_source"], dtype=torch.float32)
     work = W.workdir()
     args = DPOConfig(**W.training_args_common(config, work), beta=float(config["beta"]),
                      loss_type=config["loss_type"], max_length=None)  # fmt: skip
     placeholder = Dataset.from_dict({"prompt": ["a"], "chosen": ["b"], "rejected": ["c"]})
-    trainer = DPOTrainer(model=model, ref_model=ref, args=args, train_dataset=placeholder,
-                         processing_class=tok, callbacks=W.callbacks(config, rank))  # fmt: skip
+    peft = W.peft_config(config)
+    # With LoRA, TRL's reference is the base model with the adapters switched off.
+    ref = None if peft else AutoModelForCausalLM.from_pretrained(config["ref_model_source"],
+                                                                 dtype=torch.float32)  # fmt: skip
+    trainer = DPOTrainer(model=model, ref_model=ref, args=args,
+                         train_dataset=placeholder, processing_class=tok,
+                         callbacks=W.callbacks(config, rank), peft_config=peft)  # fmt: skip
     trainer.train_dataset = P.shard_batches(config, P.dpo_collate, tok.pad_token_id)
     trainer = prepare_trainer(trainer)
     W.train_and_report(trainer, tok, rank, work, W.resume_checkpoint(work))

@@ -39,6 +39,13 @@ def shard_batches(config: dict[str, Any], pad_id: int):
                                     collate_fn=partial(pad_collate, pad_id=pad_id))  # fmt: skip
 
 
+def peft_config(config: dict[str, Any], task_type: str = "CAUSAL_LM"):
+    """The LoRA config of the job (None when LoRA is off)."""
+    from synth_ray.train.base import Lora
+
+    return Lora.model_validate(config.get("lora") or {}).peft_config(task_type)
+
+
 def placeholder_dataset():
     """A one-row Hugging Face dataset for trainers whose constructor insists on one; the real
     data is this worker's Ray Data shard (see the trainers)."""
@@ -157,7 +164,12 @@ def train_and_report(trainer, tokenizer, rank: int, workdir: str, resume: str | 
                "first_logged_loss": losses[0] if losses else None,
                "last_logged_loss": losses[-1] if losses else None}  # fmt: skip
     final_dir = os.path.join(workdir, "final")
-    trainer.save_model(final_dir)  # every rank: DeepSpeed ZeRO-3 gathers collectively
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if hasattr(model, "merge_and_unload"):  # LoRA: the output is the merged, plain model
+        if rank == 0:
+            model.merge_and_unload().save_pretrained(final_dir)
+    else:
+        trainer.save_model(final_dir)  # every rank: DeepSpeed ZeRO-3 gathers collectively
     checkpoint = None
     if rank == 0:
         tokenizer.save_pretrained(final_dir)

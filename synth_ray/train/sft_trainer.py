@@ -37,7 +37,8 @@ def sft_loop(config: dict[str, Any]) -> None:
     args = SFTConfig(**W.training_args_common(config, work),
                      dataset_kwargs={"skip_prepare_dataset": True})  # fmt: skip
     trainer = SFTTrainer(model=model, args=args, train_dataset=W.placeholder_dataset(),
-                         processing_class=tok, callbacks=W.callbacks(config, rank))  # fmt: skip
+                         processing_class=tok, callbacks=W.callbacks(config, rank),
+                         peft_config=W.peft_config(config))  # fmt: skip
     trainer.train_dataset = W.shard_batches(config, pad_id)
     trainer = prepare_trainer(trainer)
     W.train_and_report(trainer, tok, rank, work, W.resume_checkpoint(work))

@@ -115,3 +115,21 @@ def test_rerun_after_a_failed_run_resumes_from_its_checkpoint(ray_local, tmp_pat
     again = run_job(cfg)
     t = again["counts"]["training"]
     assert again["status"] == "succeeded" and t["global_step"] == 60 and t["resumed_from_step"] == 40
+
+
+def test_lora_trains_adapters_and_writes_a_merged_model(ray_local, tmp_path, sft_run, tiny_model):
+    from transformers import AutoModelForCausalLM
+
+    _, _, config = sft_run
+    cfg = config.model_copy(update={
+        "output_dir": str(tmp_path / "lora"), "max_steps": 30, "fail_once_at_step": None,
+        "lora": config.lora.model_copy(update={"enabled": True, "r": 8, "alpha": 16}),
+    })  # fmt: skip
+    rec = run_job(cfg)
+    t = rec["counts"]["training"]
+    assert rec["status"] == "succeeded" and t["last_logged_loss"] < t["first_logged_loss"]
+    names = {p.name for p in (tmp_path / "lora" / "model").iterdir()}
+    assert "model.safetensors" in names and "adapter_config.json" not in names  # merged
+    merged = AutoModelForCausalLM.from_pretrained(str(tmp_path / "lora" / "model"))
+    base = AutoModelForCausalLM.from_pretrained(tiny_model)
+    assert sum(p.numel() for p in merged.parameters()) == sum(p.numel() for p in base.parameters())

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from synth_ray.io.rejects import write_rejects
 from synth_ray.stages.generate import GenerationStats, generate_rows
+from synth_ray.stages.records import request_id
 
 if TYPE_CHECKING:
     from synth_ray.methods.base import JobContext
@@ -57,6 +58,19 @@ def generate_stage(ctx: JobContext, counters: GenerationCounters, stage: str,
     for r in sorted(out, key=lambda r: (r["request_id"], r["sample_index"])):
         by_req.setdefault(r["request_id"], []).append(r)
     return by_req
+
+
+def generate_per_item(ctx: "JobContext", counters: GenerationCounters, stage: str,
+                      prompts: dict[str, str], sampling_of) -> dict[str, list[dict]]:  # fmt: skip
+    """One request per item (``prompts``: item key -> prompt; ``sampling_of(key)`` -> sampling
+    JSON); returns item key -> its generation rows (empty list when none came back)."""
+    reqs = {}
+    for key, prompt in prompts.items():
+        sampling = sampling_of(key)
+        reqs[key] = {"id": request_id(stage, prompt, sampling), "prompt": prompt,
+                     "sampling": sampling}  # fmt: skip
+    by_req = generate_stage(ctx, counters, stage, list(reqs.values()))
+    return {key: by_req.get(r["id"], []) for key, r in reqs.items()}
 
 
 def run_rounds(

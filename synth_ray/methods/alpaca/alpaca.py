@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from synth_ray.config import ConfigError, StrictModel
+from synth_ray.config import StrictModel
 from synth_ray.engines.base import SamplingConfig
 from synth_ray.filters.instructions import ALPACA_BLOCKLIST, instruction_reject_reason
 from synth_ray.filters.novelty_pool import NoveltyPool
@@ -19,7 +19,7 @@ from synth_ray.methods.alpaca.parse import (
     parse_batch_json,
 )
 from synth_ray.methods.base import METHODS, JobContext, Method, RoundsJobConfig
-from synth_ray.methods.self_instruct.prompts import load_seed_tasks
+from synth_ray.methods.self_instruct.prompts import check_seed_tasks, load_seed_tasks
 from synth_ray.stages.novelty_stage import offer
 from synth_ray.stages.records import (
     error_reason,
@@ -81,13 +81,7 @@ class Alpaca(Method):
     engine_lifetime = "run"
 
     def preflight(self, config: AlpacaConfig) -> None:
-        try:
-            tasks = load_seed_tasks(config.seed_tasks)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"field 'seed_tasks': {exc}") from None
-        if len(tasks) < config.prompt_examples:
-            raise ConfigError(f"field 'seed_tasks': {len(tasks)} tasks, fewer than "
-                              f"prompt_examples ({config.prompt_examples})")  # fmt: skip
+        check_seed_tasks(config.seed_tasks, config.prompt_examples, "prompt_examples")
 
     def run(self, ctx: JobContext) -> None:
         cfg: AlpacaConfig = ctx.config  # type: ignore[assignment]

@@ -274,3 +274,15 @@ def instance_prompt(instruction: str, is_classification: bool) -> str:
     """Output-first (classification) or input-first prompt, ending ``Task: {instruction}\\n``."""
     head, _, tail = _instance_prefix(bool(is_classification)).rpartition("{instruction}")
     return head + instruction.strip() + tail + "\n"
+
+
+def check_seed_tasks(path: str | None, need: int, need_field: str) -> None:
+    """Preflight: the seed tasks load and are at least ``need`` (``ConfigError`` naming fields)."""
+    from synth_ray.config import ConfigError
+
+    try:
+        tasks = load_seed_tasks(path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"field 'seed_tasks': {exc}") from None
+    if len(tasks) < need:
+        raise ConfigError(f"field 'seed_tasks': {len(tasks)} tasks, fewer than {need_field} ({need})")

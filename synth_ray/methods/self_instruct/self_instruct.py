@@ -41,7 +41,7 @@ from synth_ray.stages.records import (
     write_dataset,
     write_table_dir,
 )
-from synth_ray.stages.rounds import GenerationCounters, generate_stage, run_rounds
+from synth_ray.stages.rounds import GenerationCounters, generate_per_item, run_rounds
 
 
 class StructuredOutput(StrictModel):
@@ -143,18 +143,9 @@ class SelfInstruct(Method):
     engine_lifetime = "run"  # rounds x stages: one engine pool for the whole run
 
     def preflight(self, config: SelfInstructConfig) -> None:
-        try:
-            tasks = P.load_seed_tasks(config.seed_tasks)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"field 'seed_tasks': {exc}") from None
-        human = config.prompt_instructions - config.machine_in_prompt
-        if human < 1:
+        if config.prompt_instructions - config.machine_in_prompt < 1:
             raise ConfigError("field 'machine_in_prompt': must leave at least one human task")
-        if len(tasks) < config.prompt_instructions:
-            raise ConfigError(
-                f"field 'seed_tasks': {len(tasks)} tasks, fewer than prompt_instructions "
-                f"({config.prompt_instructions})"
-            )
+        P.check_seed_tasks(config.seed_tasks, config.prompt_instructions, "prompt_instructions")
 
     def run(self, ctx: JobContext) -> None:
         cfg: SelfInstructConfig = ctx.config  # type: ignore[assignment]
@@ -253,16 +244,12 @@ class SelfInstruct(Method):
     # -- 2. is it a classification task? ----------------------------------------------------
     def _classify(self, ctx, cfg: SelfInstructConfig, machine: list[dict], gen) -> None:
         schema = cfg.structured_output.classify_schema if cfg.structured_output.enabled else None
-        reqs = {}
-        for m in machine:
-            sampling = stage_sampling(cfg.sampling.classify, schema, key=m["id"])
-            prompt = P.classification_prompt(m["instruction"])
-            reqs[m["id"]] = {"id": request_id("clf", prompt, sampling), "prompt": prompt,
-                             "sampling": sampling}  # fmt: skip
-        by_req = generate_stage(ctx, gen, "classify", list(reqs.values()))
+        gens = generate_per_item(
+            ctx, gen, "classify", {m["id"]: P.classification_prompt(m["instruction"]) for m in machine},
+            lambda key: stage_sampling(cfg.sampling.classify, schema, key=key))  # fmt: skip
         unparsed = 0
         for m in machine:
-            row = (by_req.get(reqs[m["id"]]["id"]) or [None])[0]
+            row = (gens[m["id"]] or [None])[0]
             answer = None
             if row is not None and not row["error"]:
                 text = row["completion"]
@@ -277,19 +264,21 @@ class SelfInstruct(Method):
     # -- 3. instances: input-first, or output-first for classification ------------------------
     def _instances(self, ctx, cfg: SelfInstructConfig, machine: list[dict], gen) -> list[dict]:
         so = cfg.structured_output
-        reqs = {}
-        for m in machine:
-            clf = m["is_classification"]
+        clf_of = {m["id"]: m["is_classification"] for m in machine}
+
+        def sampling_of(key: str) -> str:
+            clf = clf_of[key]
             schema = (so.clf_instances_schema if clf else so.instances_schema) if so.enabled else None
-            base = cfg.sampling.clf_instances if clf else cfg.sampling.instances
-            sampling = stage_sampling(base, schema, key=m["id"])
-            prompt = P.instance_prompt(m["instruction"], clf)
-            reqs[m["id"]] = {"id": request_id("inst", prompt, sampling), "prompt": prompt,
-                             "sampling": sampling}  # fmt: skip
-        by_req = generate_stage(ctx, gen, "instances", list(reqs.values()))
+            return stage_sampling(cfg.sampling.clf_instances if clf else cfg.sampling.instances,
+                                  schema, key=key)  # fmt: skip
+
+        gens = generate_per_item(
+            ctx, gen, "instances",
+            {m["id"]: P.instance_prompt(m["instruction"], m["is_classification"]) for m in machine},
+            sampling_of)  # fmt: skip
         rows, rejects = [], []
         for m in machine:
-            row = (by_req.get(reqs[m["id"]]["id"]) or [None])[0]
+            row = (gens[m["id"]] or [None])[0]
             if row is None or row["error"]:
                 why = error_reason(row["error"]) if row else "generation_error"
                 rejects.append(reject("self_instruct", why, stage="instances",

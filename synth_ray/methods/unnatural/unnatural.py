@@ -30,7 +30,7 @@ from synth_ray.stages.records import (
     stage_sampling,
     write_dataset,
 )
-from synth_ray.stages.rounds import GenerationCounters, generate_stage, run_rounds
+from synth_ray.stages.rounds import GenerationCounters, generate_per_item, run_rounds
 
 REFORMULATION_JSON_SCHEMA = {
     "type": "object",
@@ -181,16 +181,12 @@ class Unnatural(Method):
 
     # -- 2. outputs, greedy --------------------------------------------------------------------
     def _outputs(self, ctx, cfg: UnnaturalConfig, examples: list[dict], gen) -> list[dict]:
-        reqs = {}
-        for ex in examples:
-            sampling = stage_sampling(cfg.sampling.output, None, key=ex["id"])
-            prompt = P.output_prompt(ex)
-            reqs[ex["id"]] = {"id": request_id("out", prompt, sampling), "prompt": prompt,
-                              "sampling": sampling}  # fmt: skip
-        by_req = generate_stage(ctx, gen, "outputs", list(reqs.values()))
+        gens = generate_per_item(
+            ctx, gen, "outputs", {ex["id"]: P.output_prompt(ex) for ex in examples},
+            lambda key: stage_sampling(cfg.sampling.output, None, key=key))  # fmt: skip
         rows, rejects = [], []
         for ex in examples:
-            g = (by_req.get(reqs[ex["id"]]["id"]) or [None])[0]
+            g = (gens[ex["id"]] or [None])[0]
             out = parse_output(g["completion"]) if g and not g["error"] else None
             if out is None:
                 why = error_reason(g["error"]) if g and g["error"] else (
@@ -206,18 +202,13 @@ class Unnatural(Method):
     def _reformulations(self, ctx, cfg: UnnaturalConfig, rows: list[dict], gen) -> list[dict]:
         so = cfg.structured_output
         schema = so.reformulation_schema if so.enabled else None
-        reqs = {}
-        for r in rows:
-            ex = r["_example"]
-            sampling = stage_sampling(cfg.sampling.reformulation, schema, key=r["id"])
-            prompt = P.reformulation_prompt(ex)
-            reqs[r["id"]] = {"id": request_id("ref", prompt, sampling), "prompt": prompt,
-                             "sampling": sampling}  # fmt: skip
-        by_req = generate_stage(ctx, gen, "reformulations", list(reqs.values()))
+        gens = generate_per_item(
+            ctx, gen, "reformulations", {r["id"]: P.reformulation_prompt(r["_example"]) for r in rows},
+            lambda key: stage_sampling(cfg.sampling.reformulation, schema, key=key))  # fmt: skip
         out, rejects = [], []
         for r in rows:
             ex, seen = r["_example"], set()
-            for g in by_req.get(reqs[r["id"]]["id"], []):
+            for g in gens[r["id"]]:
                 text, why = None, None
                 if g["error"]:
                     why = error_reason(g["error"])

@@ -58,10 +58,10 @@ class Cluster:
             log: Path | None = None) -> subprocess.CompletedProcess:  # fmt: skip
         """Run ``ray ARGS``; output captured (or streamed to ``log``)."""
         if log is None:
-            return subprocess.run([RAY, *args], env=env or self.env, cwd=REPO, timeout=timeout,
+            return subprocess.run([RAY, *args], check=False, env=env or self.env, cwd=REPO, timeout=timeout,
                                   capture_output=True, text=True)  # fmt: skip
         with open(log, "w") as fh:
-            p = subprocess.run([RAY, *args], env=env or self.env, cwd=REPO, timeout=timeout,
+            p = subprocess.run([RAY, *args], check=False, env=env or self.env, cwd=REPO, timeout=timeout,
                                stdout=fh, stderr=subprocess.STDOUT, text=True)  # fmt: skip
         p.stdout = log.read_text(errors="replace")
         return p
@@ -85,16 +85,19 @@ def _cluster_env(root: Path, token_path: Path, marker: str) -> dict:
     return env
 
 
-def _cluster_processes(pgid: int, marker: str) -> list:
+def _cluster_processes(pgid: int | set[int], marker: str, var: str = MARKER_VAR) -> list:
+    """This cluster's processes: in its process group(s) ``pgid``, or carrying ``var=marker``
+    in their environment, and all their descendants."""
     import psutil
 
+    pgids = {pgid} if isinstance(pgid, int) else set(pgid)
     me = os.getpid()
     found: dict[int, psutil.Process] = {}
     for p in psutil.process_iter():
         if p.pid == me:
             continue
         try:
-            if os.getpgid(p.pid) == pgid or p.environ().get(MARKER_VAR) == marker:
+            if os.getpgid(p.pid) in pgids or p.environ().get(var) == marker:
                 found[p.pid] = p
         except (psutil.Error, OSError):
             pass
@@ -107,12 +110,12 @@ def _cluster_processes(pgid: int, marker: str) -> list:
     return [p for pid, p in found.items() if pid != me]
 
 
-def _kill_cluster(pgid: int, marker: str) -> list:
+def _kill_cluster(pgid: int | set[int], marker: str, var: str = MARKER_VAR) -> list:
     """Stop this cluster's processes only (SIGTERM, then SIGKILL); returns survivors."""
     import psutil
 
     for attempt in range(3):
-        procs = _cluster_processes(pgid, marker)
+        procs = _cluster_processes(pgid, marker, var)
         if not procs:
             return []
         for p in procs:
@@ -128,7 +131,7 @@ def _kill_cluster(pgid: int, marker: str) -> list:
                 pass
         psutil.wait_procs(alive, timeout=5)
     survivors = []
-    for p in _cluster_processes(pgid, marker):
+    for p in _cluster_processes(pgid, marker, var):
         try:
             if p.status() != psutil.STATUS_ZOMBIE:
                 survivors.append(p.pid)
@@ -236,8 +239,6 @@ def test_token_auth_is_enforced(ray_cluster):
 
 
 def test_wrap_job_submit_succeeds(ray_cluster):
-    import pyarrow.parquet as pq
-
     home_token = Path.home() / ".ray" / "auth_token"
     home_before = home_token.read_bytes() if home_token.exists() else None
 
@@ -261,10 +262,22 @@ def test_wrap_job_submit_succeeds(ray_cluster):
         size = sum(f.stat().st_size for f in pkg.rglob("*") if f.is_file())
         assert size < 20 * 2**20, f"working_dir upload is {size} bytes"
 
+    _assert_wrap_outputs(out, "wrap")
+
+    # Our token file was used; the user's ~/.ray/auth_token was not touched.
+    if home_before is not None:
+        assert home_token.read_bytes() == home_before
+
+
+def _assert_wrap_outputs(out: Path, name: str) -> dict:
+    """The WRAP run in ``out`` succeeded and accounts for every input line of ``_input_jsonl``
+    (6 documents rephrased in 4 styles, line 7 rejected as malformed); returns run.json."""
+    import pyarrow.parquet as pq
+
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "succeeded", run.get("error")
     c = run["counts"]
-    print(f"[wrap] counts: {json.dumps({k: v for k, v in c.items() if k != 'mix'})}, "
+    print(f"[{name}] counts: {json.dumps({k: v for k, v in c.items() if k != 'mix'})}, "
           f"timings_s: {run.get('timings_s')}")  # fmt: skip
     assert c["documents"] == 6
     assert c["chunks"] >= 6
@@ -285,7 +298,4 @@ def test_wrap_job_submit_succeeds(ray_cluster):
     n_real, n_syn = origins.count("real"), origins.count("synthetic")
     assert n_real == n_syn > 0 and n_real + n_syn == mix.num_rows, (n_real, n_syn, mix.num_rows)
     assert c["mix"]["real"] == n_real and c["mix"]["synthetic"] == n_syn
-
-    # Our token file was used; the user's ~/.ray/auth_token was not touched.
-    if home_before is not None:
-        assert home_token.read_bytes() == home_before
+    return run

@@ -6,6 +6,7 @@
     synth-ray dedup IN OUT --field instruction [--threshold 0.7]   ROUGE-L novelty filter
     synth-ray export RUN_DIR --format alpaca|messages [--out PATH] [--system-prompt TEXT]
                                                              a run's dataset/ for finetuning tools
+    synth-ray serve SERVE_CONFIG.yaml [--port P] [--set ...]  the scoring service (Ray Serve)
     synth-ray methods | engines                              list what is registered
 """
 
@@ -65,6 +66,28 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _cmd_serve(args) -> int:
+    import time
+
+    from synth_ray.serve.run import deploy, load_serve_config
+
+    config = load_serve_config(args.config, host=args.host, port=args.port, set_args=args.set)
+    if args.check:
+        print(json.dumps(config, indent=2))
+        return 0
+    url = deploy(config, address=args.address)
+    print(f"synth-ray: serving {', '.join(a['name'] for a in config['applications'])} at {url} "
+          "(Ctrl-C stops)", flush=True)  # fmt: skip
+    try:
+        while True:
+            time.sleep(5)
+    except KeyboardInterrupt:
+        from ray import serve
+
+        serve.shutdown()
+    return 0
+
+
 def _cmd_list(args) -> int:
     if args.cmd == "methods":
         from synth_ray.methods import METHODS
@@ -108,6 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", help="output file (default: RUN_DIR/export/alpaca.json or messages.jsonl)")
     sp.add_argument("--system-prompt", help="messages only: a system turn leading every conversation")
     sp.set_defaults(fn=_cmd_export)
+    sp = sub.add_parser("serve", help="start the scoring service from a Serve config (serve/config.yaml)")
+    sp.add_argument("config", help="Serve config YAML (see serve/)")
+    sp.add_argument("--host", help="override http_options.host")
+    sp.add_argument("--port", type=int, help="override http_options.port")
+    sp.add_argument("--address", help="Ray cluster to deploy to (default: RAY_ADDRESS, else a local Ray)")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override an app arg, e.g. --set judge=null (repeatable)")  # fmt: skip
+    sp.add_argument("--check", action="store_true", help="validate and print the config, start nothing")
+    sp.set_defaults(fn=_cmd_serve)
     for name in ("methods", "engines"):
         sub.add_parser(name, help=f"list registered {name}").set_defaults(fn=_cmd_list)
     return p

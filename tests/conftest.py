@@ -53,3 +53,47 @@ def c4_docs() -> list[dict]:
     if not path.exists():  # the repo's own sample when ../shared is absent
         path = REPO / "examples" / "c4_sample.jsonl"
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def scoring_service(ray_local, tmp_path_factory):
+    """The scoring app of ``serve/config.yaml`` on the session's Ray, HTTP on a free port.
+
+    Two applications: ``scoring`` (``/``: reward + judge, bearer token from a mounted-secret
+    style file, texts over the limit truncated) and ``strict`` (``/strict``: reward only, no
+    token, texts over the limit refused, a one-request ingress with a one-request queue and
+    half-second batches, so a burst overloads it). Same code path as ``synth-ray serve``.
+    """
+    import secrets
+    from types import SimpleNamespace
+
+    from ray import serve
+
+    from synth_ray.serve.run import deploy, load_serve_config
+
+    token = "tok-" + secrets.token_hex(16)
+    token_file = tmp_path_factory.mktemp("secret") / "token"
+    token_file.write_text(token + "\n")
+    port = free_port()
+    base = load_serve_config(REPO / "serve" / "config.yaml", port=port, set_args=[
+        f"auth.token_file={token_file}", "judge.guided_format=true", "judge.seed=0",
+        "limits.max_items=8", "limits.max_text_chars=2000", "limits.max_body_bytes=65536",
+    ])  # fmt: skip
+    scoring = base["applications"][0]
+    for d in scoring["deployments"]:  # fixed sizes: the tests count replicas and batches
+        d.pop("autoscaling_config", None)
+        d["num_replicas"] = 1
+    strict = {
+        "name": "strict", "route_prefix": "/strict", "import_path": scoring["import_path"],
+        "args": {"judge": None, "reward": {"model": "tiny-reward", "max_batch_size": 64,
+                                            "batch_wait_timeout_s": 0.5},
+                 "limits": {"max_text_chars": 100, "over_long": "refuse"}},
+        "deployments": [{"name": "Ingress", "num_replicas": 1, "max_ongoing_requests": 1,
+                         "max_queued_requests": 1,
+                         "backpressure_config": {"status_code": 503, "retry_after_s": 2}}],
+    }  # fmt: skip
+    base["applications"].append(strict)
+    url = deploy(base, timeout_s=600)
+    yield SimpleNamespace(url=url, strict_url=url + "/strict", token=token,
+                          auth={"Authorization": f"Bearer {token}"})  # fmt: skip
+    serve.shutdown()

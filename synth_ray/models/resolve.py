@@ -2,6 +2,7 @@
 
 A spec is one of:
 - ``tiny``: the tiny random model, built on demand in the cache folder (no network);
+- ``tiny-reward``: a tiny random reward model (sequence classifier, one label), the same way;
 - a local folder holding a Hugging Face model (``config.json``, weights, tokenizer);
 - a Hugging Face Hub id (``org/name``), checked by fetching its config (cached or online).
 
@@ -41,6 +42,10 @@ def resolve_model(spec: str) -> ResolvedModel:
         from synth_ray.models.tiny import tiny_model_path
 
         return ResolvedModel(spec, str(tiny_model_path()), "tiny")
+    if spec == "tiny-reward":
+        from synth_ray.models.tiny import tiny_reward_model_path
+
+        return ResolvedModel(spec, str(tiny_reward_model_path()), "tiny")
 
     path = Path(spec).expanduser()
     if path.exists():
@@ -66,3 +71,27 @@ def resolve_model(spec: str) -> ResolvedModel:
             f"Hub): {reason}. Use `model: tiny`, a local folder, or a reachable hub id."
         ) from None
     return ResolvedModel(spec, spec, "hub")
+
+
+def model_revision(source: str, revision: str | None = None) -> str:
+    """What to report as a model's revision: the requested hub revision or the cached commit
+    of a hub model; for a local folder, a hash of its config and its weight files' names and
+    sizes (cheap for a 70B checkpoint, and changes when the weights are replaced)."""
+    import hashlib
+
+    path = Path(source)
+    if path.is_dir():
+        h = hashlib.sha256((path / "config.json").read_bytes())
+        for f in sorted(path.iterdir()):
+            if f.suffix in (".safetensors", ".bin", ".pt", ".gguf"):
+                h.update(f"{f.name}:{f.stat().st_size}".encode())
+        return "sha256:" + h.hexdigest()[:16]
+    if revision:
+        return revision
+    try:
+        from transformers import AutoConfig
+
+        commit = getattr(AutoConfig.from_pretrained(source), "_commit_hash", None)
+    except Exception:  # noqa: BLE001 - reporting only
+        commit = None
+    return commit or "unknown"

@@ -139,6 +139,45 @@ def build_tiny_model(path: str | os.PathLike, vocab_size: int = 2048, seed: int 
     return path
 
 
+def build_tiny_reward_model(path: str | os.PathLike, *, hidden_size: int = 64, layers: int = 2,
+                            heads: int = 2, intermediate_size: int | None = None,
+                            seed: int = 0) -> Path:  # fmt: skip
+    """A randomly initialised reward model: ``LlamaForSequenceClassification`` with one label,
+    the tiny model's tokenizer and chat template, saved like the reward trainer's output.
+
+    Defaults give the tiny size (hidden 64, 2 layers); the serving benchmark asks for a ~20M
+    parameter one (hidden 512, 6 layers, 8 heads), large enough that its forward pass, not HTTP
+    handling, dominates an unbatched request, as with a real reward model.
+    """
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tok = AutoTokenizer.from_pretrained(tiny_model_path())
+    tok.save_pretrained(path)
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size or 2 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        head_dim=hidden_size // heads,
+        max_position_embeddings=2048,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        num_labels=1,
+    )
+    LlamaForSequenceClassification(config).save_pretrained(path, safe_serialization=True)
+    (path / "synth_ray_tiny.json").write_text(
+        json.dumps({"version": TINY_VERSION, "seed": seed, "kind": "reward"})
+    )
+    return path
+
+
 def default_cache_dir() -> Path:
     root = os.environ.get("SYNTH_RAY_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "synth-ray"
@@ -148,14 +187,23 @@ def default_cache_dir() -> Path:
 
 def tiny_model_path(cache_dir: str | os.PathLike | None = None) -> Path:
     """The cached tiny model's folder, built on first use (atomically: safe under concurrency)."""
+    return _cached("tiny", build_tiny_model, cache_dir)
+
+
+def tiny_reward_model_path(cache_dir: str | os.PathLike | None = None) -> Path:
+    """The cached tiny reward model (``model: tiny-reward``), built on first use."""
+    return _cached("tiny-reward", build_tiny_reward_model, cache_dir)
+
+
+def _cached(name: str, build, cache_dir: str | os.PathLike | None) -> Path:
     base = Path(cache_dir) if cache_dir else default_cache_dir()
-    target = base / "models" / f"tiny-{TINY_VERSION}"
+    target = base / "models" / f"{name}-{TINY_VERSION}"
     if (target / "synth_ray_tiny.json").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tiny-build-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-build-", dir=target.parent))
     try:
-        build_tiny_model(tmp)
+        build(tmp)
         try:
             os.rename(tmp, target)
         except OSError:

@@ -23,6 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from synth_ray.io import fs
+from synth_ray.models.chat import token_ids
 
 IGNORE_INDEX = -100
 
@@ -83,10 +84,7 @@ def sft_tokens(tokenizer, messages: list[dict[str, str]], max_length: int) -> tu
     return full[:max_length], labels[:max_length]
 
 
-def _ids(out) -> list[int]:
-    if hasattr(out, "input_ids"):  # BatchEncoding (transformers 5 returns one for tokenize=True)
-        out = out["input_ids"]
-    return [int(t) for t in out]
+_ids = token_ids
 
 
 def tokenize_sft(batch: pa.Table, tokenizer_source: str, max_length: int) -> pa.Table:

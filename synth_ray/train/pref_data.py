@@ -35,26 +35,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from synth_ray.models.chat import full_tokens, prompt_messages, response_message  # noqa: F401
 from synth_ray.train.data import _ids, _tokenizer
 
 _IDS = pa.list_(pa.int32())
-
-
-def prompt_messages(prompt: Any) -> list[dict[str, str]]:
-    """A row's prompt as chat messages: a string is one user turn; a list is taken as messages."""
-    if isinstance(prompt, str):
-        return [{"role": "user", "content": prompt}]
-    return [{"role": m["role"], "content": m["content"]} for m in prompt]
-
-
-def response_message(response: Any) -> dict[str, str]:
-    """A response as one assistant message: a string, or a one-message list (TRL's format)."""
-    if isinstance(response, str):
-        return {"role": "assistant", "content": response}
-    msgs = list(response)
-    if len(msgs) != 1 or msgs[0]["role"] != "assistant":
-        raise ValueError("a conversational response must be a single assistant message")
-    return {"role": "assistant", "content": msgs[0]["content"]}
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
@@ -64,12 +48,6 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
             break
         n += 1
     return n
-
-
-def full_tokens(tokenizer, prompt: Any, response: Any) -> list[int]:
-    """prompt + response in the chat template (what the reward model scores)."""
-    return _ids(tokenizer.apply_chat_template(prompt_messages(prompt) + [response_message(response)],
-                                              tokenize=True))  # fmt: skip
 
 
 def dpo_tokens(tokenizer, prompt: Any, chosen: Any, rejected: Any) -> tuple[list[int], list[int], list[int]]:

@@ -1,0 +1,1 @@
+"""Ray Serve scoring service: reward model and LLM judge over HTTP (``serve/config.yaml``)."""

@@ -1,0 +1,101 @@
+"""The judge stage on Ray Data: through the scoring service over HTTP, and in-process (the
+reward scorer on an actor pool; the rubric judge through the vllm engine)."""
+
+from __future__ import annotations
+
+import pytest
+
+from synth_ray.io.rejects import read_rejects
+from synth_ray.stages.judge import JudgeStageConfig, keep_scored, score_dataset
+
+pytestmark = pytest.mark.slow
+
+ROWS = [
+    {"id": f"r{i}", "instruction": q, "input": inp, "output": a}
+    for i, (q, inp, a) in enumerate([
+        ("What is the capital of France?", "", "Paris."),
+        ("Summarise the text.", "The cat sat on the mat all day.", "A cat sat on a mat."),
+        ("Name a primary colour.", "", "Red."),
+        ("Translate to French.", "Good morning", "Bonjour."),
+        ("Give a synonym of big.", "", "Large."),
+        ("Is 7 prime?", "", "Yes, 7 is prime."),
+    ])
+]  # fmt: skip
+
+
+def _run(ds, cfg, tmp_path, engine=None):
+    scored = score_dataset(ds, cfg, engine).materialize()
+    rejects_dir = str(tmp_path / "rejects")
+    kept = keep_scored(scored, cfg.threshold, rejects_dir).take_all()
+    return scored.take_all(), kept, read_rejects(rejects_dir).to_pylist()
+
+
+def _accounted(kept, rejects):
+    assert sorted([r["id"] for r in kept] + [r["id"] for r in rejects]) == sorted(r["id"] for r in ROWS)
+
+
+def test_judge_through_the_service(scoring_service, ray_local, tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTH_RAY_SERVE_TOKEN", scoring_service.token)
+    cfg = JudgeStageConfig(url=scoring_service.url, rubric="additive5", samples=2, threshold=2.5,
+                           batch_size=4, concurrency=2)  # fmt: skip
+    scored, kept, rejects = _run(ray_local.data.from_items(ROWS), cfg, tmp_path)
+    assert len(scored) == len(ROWS)
+    for r in scored:  # the service's guided judge: every row scored, two samples each
+        assert r["judge_model"] == "tiny" and len(r["judge_samples"]) == 2
+        assert 0 <= r["judge_score"] <= 5
+    _accounted(kept, rejects)
+    assert all(r["judge_score"] >= 2.5 for r in kept)
+    assert all(x["reason"] == "judge_below_threshold" and "< threshold 2.5" in x["detail"] for x in rejects)
+    assert {"instruction", "input", "output"} <= set(kept[0]) if kept else True
+
+
+def test_reward_through_the_service_matches_in_process(scoring_service, ray_local, tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTH_RAY_SERVE_TOKEN", scoring_service.token)
+    ds = ray_local.data.from_items(ROWS)
+    remote = JudgeStageConfig(url=scoring_service.url, scorer="reward", threshold=None, batch_size=4)
+    local = JudgeStageConfig(scorer="reward", threshold=None, batch_size=4)
+    a = {r["id"]: r["judge_score"] for r in score_dataset(ds, remote).take_all()}
+    b = {r["id"]: r["judge_score"] for r in score_dataset(ds, local).take_all()}
+    assert a.keys() == b.keys() == {r["id"] for r in ROWS}
+    for k in a:
+        assert a[k] == pytest.approx(b[k], abs=1e-4)
+    # threshold at the median: half kept, half rejected with the reason
+    median = sorted(a.values())[len(a) // 2]
+    _, kept, rejects = _run(ds, JudgeStageConfig(scorer="reward", threshold=median), tmp_path)
+    _accounted(kept, rejects)
+    assert len(kept) == 3 and {x["reason"] for x in rejects} == {"judge_below_threshold"}
+
+
+def test_service_down_rows_become_rejects(ray_local, tmp_path):
+    from tests.conftest import free_port
+
+    cfg = JudgeStageConfig(url=f"http://127.0.0.1:{free_port()}", retries=1, batch_size=3)
+    scored, kept, rejects = _run(ray_local.data.from_items(ROWS), cfg, tmp_path)
+    assert kept == [] and len(rejects) == len(ROWS)
+    assert all(x["reason"] == "judge_unscored" and "service unavailable" in x["detail"] for x in rejects)
+
+
+def test_service_refuses_without_token(scoring_service, ray_local, tmp_path, monkeypatch):
+    monkeypatch.delenv("SYNTH_RAY_SERVE_TOKEN", raising=False)
+    cfg = JudgeStageConfig(url=scoring_service.url, scorer="reward", retries=0)
+    _, kept, rejects = _run(ray_local.data.from_items(ROWS), cfg, tmp_path)
+    assert kept == [] and all("HTTP 401" in x["detail"] for x in rejects)
+
+
+def test_judge_in_process_through_the_vllm_engine(ray_local, tiny_model, tmp_path):
+    from synth_ray.engines import build_engine
+    from synth_ray.models.resolve import resolve_model
+
+    engine = build_engine({"type": "vllm", "max_model_len": 2048}, resolve_model("tiny"))
+    cfg = JudgeStageConfig(rubric="curation5", samples=2, max_tokens=32, seed=1)
+    try:
+        scored, kept, rejects = _run(ray_local.data.from_items(ROWS), cfg, tmp_path, engine)
+    finally:
+        engine.close()
+    assert sorted(r["id"] for r in scored) == sorted(r["id"] for r in ROWS)
+    for r in scored:
+        assert len(r["judge_samples"]) == 2 and r["instruction"] and r["judge_model"] == "tiny"
+        # The random tiny model writes no "Score: N": null scores with the parser's reason.
+        assert (r["judge_score"] is None) == (r["judge_reason"] is not None)
+    _accounted(kept, rejects)
+    assert all(x["reason"] in ("judge_unscored", "judge_below_threshold") for x in rejects)

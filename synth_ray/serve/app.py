@@ -207,9 +207,6 @@ class Ingress:
             raise HTTPException(404, f"this service has no {name} (set `{name}:` in the app args)")
         return handle
 
-    async def _info(self, handle) -> dict[str, str]:
-        return await self._call("scorer", handle.model_info.remote())
-
     # -- routes -----------------------------------------------------------------------------
 
     @app.post("/v1/reward", response_model=S.RewardReply, responses={
@@ -225,10 +222,10 @@ class Ingress:
             r, tr = self._text(it.response, f"items.{i}.response")
             items.append(("pair", (p, r)))
             cut.append(tp or tr)
-        scores = await self._call("reward model", handle.score.remote(items))
+        out = await self._call("reward model", handle.score.remote(items))
         results = [S.RewardScore(score=s["score"], tokens=s["tokens"],
-                                 truncated=s["truncated"] or c) for s, c in zip(scores, cut)]  # fmt: skip
-        return S.RewardReply(**await self._info(handle), results=results)
+                                 truncated=s["truncated"] or c) for s, c in zip(out["results"], cut)]  # fmt: skip
+        return S.RewardReply(model=out["model"], revision=out["revision"], results=results)
 
     @app.post("/get_reward", response_model=S.OpenRLHFReply)
     async def openrlhf_route(self, body: S.OpenRLHFRequest) -> S.OpenRLHFReply:
@@ -237,7 +234,8 @@ class Ingress:
         handle = self._need(self.reward, "reward")
         self._check_count(len(body.query))
         items = [("text", self._text(q, f"query.{i}")[0]) for i, q in enumerate(body.query)]
-        scores = [s["score"] for s in await self._call("reward model", handle.score.remote(items))]
+        out = await self._call("reward model", handle.score.remote(items))
+        scores = [s["score"] for s in out["results"]]
         return S.OpenRLHFReply(rewards=scores, scores=scores, extra_logs={})
 
     @app.post("/v1/judge", response_model=S.JudgeReply, responses={
@@ -256,9 +254,10 @@ class Ingress:
             r, tr = self._text(it.response, f"items.{i}.response")
             items.append((p, r))
             cut.append(tp or tr)
-        verdicts = await self._call("judge", handle.judge.remote(body.rubric, items, body.samples))
-        results = [S.JudgeResult(**v, truncated=c) for v, c in zip(verdicts, cut)]
-        return S.JudgeReply(**await self._info(handle), rubric=body.rubric, results=results)
+        out = await self._call("judge", handle.judge.remote(body.rubric, items, body.samples))
+        results = [S.JudgeResult(**v, truncated=c) for v, c in zip(out["results"], cut)]
+        return S.JudgeReply(model=out["model"], revision=out["revision"], rubric=body.rubric,
+                            results=results)  # fmt: skip
 
     @app.post("/v1/compare", response_model=S.CompareReply, responses={
         401: {"model": S.ErrorBody}, 413: {"model": S.ErrorBody}, 422: {"model": S.ErrorBody},
@@ -275,8 +274,9 @@ class Ingress:
             items.append(tuple(v for v, _ in fields))
             cut.append(any(t for _, t in fields))
         out = await self._call("judge", handle.compare.remote(principle, items))
-        results = [S.CompareResult(**o, truncated=c) for o, c in zip(out, cut)]
-        return S.CompareReply(**await self._info(handle), principle=principle, results=results)
+        results = [S.CompareResult(**o, truncated=c) for o, c in zip(out["results"], cut)]
+        return S.CompareReply(model=out["model"], revision=out["revision"], principle=principle,
+                              results=results)  # fmt: skip
 
     @app.get("/healthz", response_model=S.Health)
     async def healthz(self):

@@ -91,14 +91,15 @@ class Judge:
                 "reasoning": verdict.reasoning, "reason": verdict.reason}  # fmt: skip
 
     async def judge(self, rubric_name: str, items: list[tuple[str, str]],
-                    samples: int | None = None) -> list[dict[str, Any]]:  # fmt: skip
+                    samples: int | None = None) -> dict[str, Any]:  # fmt: skip
         rubric = rubrics.get_rubric(rubric_name)
         n = samples or self.config.default_samples
         base = self.config.seed
-        return list(await asyncio.gather(*(
+        results = await asyncio.gather(*(
             self._judge_one(rubric, p, r, n, None if base is None else base + i * n)
             for i, (p, r) in enumerate(items)
-        )))  # fmt: skip
+        ))  # fmt: skip
+        return {**self.info, "results": list(results)}
 
     # -- Constitutional AI pairwise feedback ------------------------------------------------
 
@@ -138,8 +139,9 @@ class Judge:
         return {"p_a": pa, "p_b": pb, "logprob_a": la, "logprob_b": lb,
                 "preferred": "A" if pa >= pb else "B", "reason": None}  # fmt: skip
 
-    async def compare(self, principle: str, items: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
-        return list(await asyncio.gather(*(self._compare_one(principle, *it) for it in items)))
+    async def compare(self, principle: str, items: list[tuple[str, str, str]]) -> dict[str, Any]:
+        results = await asyncio.gather(*(self._compare_one(principle, *it) for it in items))
+        return {**self.info, "results": list(results)}
 
 
 def _engine_dead(exc: BaseException) -> bool:

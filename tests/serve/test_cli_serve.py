@@ -77,6 +77,10 @@ def _serve_cli(tmp_path: Path) -> None:
         r = httpx.post(url + "/v1/judge", json={"rubric": "additive5", "items": body["items"]},
                        timeout=60, headers={"Authorization": f"Bearer {token}"})  # fmt: skip
         assert r.status_code == 404  # judge: null
+        for _ in range(30):  # the CLI polls Serve's status every second before it says so
+            if f"serving scoring at {url}" in log.read_text():
+                break
+            time.sleep(1)
         assert f"serving scoring at {url}" in log.read_text()
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=120) == 0

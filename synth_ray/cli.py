@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -67,7 +68,10 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_serve(args) -> int:
-    import time
+    import signal
+    import threading
+
+    import ray
 
     from synth_ray.serve.run import deploy, load_serve_config
 
@@ -78,13 +82,21 @@ def _cmd_serve(args) -> int:
     url = deploy(config, address=args.address)
     print(f"synth-ray: serving {', '.join(a['name'] for a in config['applications'])} at {url} "
           "(Ctrl-C stops)", flush=True)  # fmt: skip
-    try:
-        while True:
-            time.sleep(5)
-    except KeyboardInterrupt:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, `ray job stop`, a pod's termination
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(5):
+        pass
+    if args.address or os.environ.get("RAY_ADDRESS"):
+        # A cluster we joined: take our applications down (bounded: never hang on exit).
         from ray import serve
 
-        serve.shutdown()
+        t = threading.Thread(target=serve.shutdown, daemon=True)
+        t.start()
+        t.join(60)
+    else:
+        ray.shutdown()  # our embedded Ray, Serve and its replicas with it
+    print("synth-ray: stopped", flush=True)
     return 0
 
 

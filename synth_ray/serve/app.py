@@ -40,6 +40,7 @@ log = logging.getLogger("ray.serve")
 
 OPEN_PATHS = {"/healthz", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"}
 RETRY_AFTER_S = "1"
+ERRORS = {code: {"model": S.ErrorBody} for code in (400, 401, 413, 422, 503)}  # for /docs
 
 app = FastAPI(
     title="synth-ray scoring service",
@@ -202,6 +203,16 @@ class Ingress:
             raise HTTPException(503, f"{what} engine restarting ({cause}); retry later",
                                 {"Retry-After": RETRY_AFTER_S}) from None  # fmt: skip
 
+    def _pairs(self, items: list[S.PairItem]) -> tuple[list[tuple[str, str]], list[bool]]:
+        """(prompt, response) texts within the limits, and which of them were truncated."""
+        pairs, cut = [], []
+        for i, it in enumerate(items):
+            p, tp = self._text(it.prompt, f"items.{i}.prompt")
+            r, tr = self._text(it.response, f"items.{i}.response")
+            pairs.append((p, r))
+            cut.append(tp or tr)
+        return pairs, cut
+
     def _need(self, handle, name: str):
         if handle is None:
             raise HTTPException(404, f"this service has no {name} (set `{name}:` in the app args)")
@@ -209,25 +220,18 @@ class Ingress:
 
     # -- routes -----------------------------------------------------------------------------
 
-    @app.post("/v1/reward", response_model=S.RewardReply, responses={
-        401: {"model": S.ErrorBody}, 413: {"model": S.ErrorBody}, 422: {"model": S.ErrorBody},
-        503: {"model": S.ErrorBody}})  # fmt: skip
+    @app.post("/v1/reward", response_model=S.RewardReply, responses=ERRORS)
     async def reward_route(self, body: S.RewardRequest) -> S.RewardReply:
         """One reward-model score per (prompt, response) item."""
         handle = self._need(self.reward, "reward")
         self._check_count(len(body.items))
-        items, cut = [], []
-        for i, it in enumerate(body.items):
-            p, tp = self._text(it.prompt, f"items.{i}.prompt")
-            r, tr = self._text(it.response, f"items.{i}.response")
-            items.append(("pair", (p, r)))
-            cut.append(tp or tr)
-        out = await self._call("reward model", handle.score.remote(items))
+        pairs, cut = self._pairs(body.items)
+        out = await self._call("reward model", handle.score.remote([("pair", p) for p in pairs]))
         results = [S.RewardScore(score=s["score"], tokens=s["tokens"],
                                  truncated=s["truncated"] or c) for s, c in zip(out["results"], cut)]  # fmt: skip
         return S.RewardReply(model=out["model"], revision=out["revision"], results=results)
 
-    @app.post("/get_reward", response_model=S.OpenRLHFReply)
+    @app.post("/get_reward", response_model=S.OpenRLHFReply, responses=ERRORS)
     async def openrlhf_route(self, body: S.OpenRLHFRequest) -> S.OpenRLHFReply:
         """OpenRLHF's remote reward model API (``--remote_rm_url``): each ``query`` is a full
         sequence (prompt + response in the policy's chat format), scored as given."""
@@ -238,9 +242,7 @@ class Ingress:
         scores = [s["score"] for s in out["results"]]
         return S.OpenRLHFReply(rewards=scores, scores=scores, extra_logs={})
 
-    @app.post("/v1/judge", response_model=S.JudgeReply, responses={
-        401: {"model": S.ErrorBody}, 413: {"model": S.ErrorBody}, 422: {"model": S.ErrorBody},
-        503: {"model": S.ErrorBody}})  # fmt: skip
+    @app.post("/v1/judge", response_model=S.JudgeReply, responses=ERRORS)
     async def judge_route(self, body: S.JudgeRequest) -> S.JudgeReply:
         """LLM-as-a-judge with a named rubric; ``samples`` judgements averaged per item."""
         handle = self._need(self.judge, "judge")
@@ -248,20 +250,13 @@ class Ingress:
         if body.samples and body.samples > self.limits.max_samples:
             raise HTTPException(422, f"samples: {body.samples} is over the limit of "
                                      f"{self.limits.max_samples} (limits.max_samples)")  # fmt: skip
-        items, cut = [], []
-        for i, it in enumerate(body.items):
-            p, tp = self._text(it.prompt, f"items.{i}.prompt")
-            r, tr = self._text(it.response, f"items.{i}.response")
-            items.append((p, r))
-            cut.append(tp or tr)
-        out = await self._call("judge", handle.judge.remote(body.rubric, items, body.samples))
+        pairs, cut = self._pairs(body.items)
+        out = await self._call("judge", handle.judge.remote(body.rubric, pairs, body.samples))
         results = [S.JudgeResult(**v, truncated=c) for v, c in zip(out["results"], cut)]
         return S.JudgeReply(model=out["model"], revision=out["revision"], rubric=body.rubric,
                             results=results)  # fmt: skip
 
-    @app.post("/v1/compare", response_model=S.CompareReply, responses={
-        401: {"model": S.ErrorBody}, 413: {"model": S.ErrorBody}, 422: {"model": S.ErrorBody},
-        503: {"model": S.ErrorBody}})  # fmt: skip
+    @app.post("/v1/compare", response_model=S.CompareReply, responses=ERRORS)
     async def compare_route(self, body: S.CompareRequest) -> S.CompareReply:
         """Constitutional AI feedback: P(A) vs P(B) under a principle, from log-probabilities."""
         handle = self._need(self.judge, "judge")

@@ -84,6 +84,7 @@ def _serve_cli(tmp_path: Path) -> None:
         assert f"serving scoring at {url}" in log.read_text()
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=120) == 0
+        assert "synth-ray: stopped" in log.read_text()
     finally:
         survivors = _kill_cluster(proc.pid, marker, MARKER)
     assert survivors == []

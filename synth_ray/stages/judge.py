@@ -210,12 +210,13 @@ def _parse_samples(batch: pa.Table, rubric_name: str) -> pa.Table:
 
 
 def _aggregate(group: pa.Table) -> pa.Table:
-    scores = group.column("sample_score").to_pylist()
-    good = [s for s in scores if s is not None]
-    reasons = sorted({r for r in group.column("sample_reason").to_pylist() if r})
+    """One row per judged row: its samples averaged as the service averages them."""
+    verdict = rubrics.aggregate([
+        rubrics.Judgement(s, r, "") for s, r in zip(group.column("sample_score").to_pylist(),
+                                                    group.column("sample_reason").to_pylist())
+    ])  # fmt: skip
     row = json.loads(group.column("judged_row")[0].as_py())
-    row.update(judge_score=sum(good) / len(good) if good else None, judge_samples=scores,
-               judge_reason=None if good else "no parseable judgement: " + "; ".join(reasons),
+    row.update(judge_score=verdict.score, judge_samples=verdict.samples, judge_reason=verdict.reason,
                judge_model=group.column("model")[0].as_py())  # fmt: skip
     return pa.Table.from_pylist([row])
 

@@ -1,15 +1,17 @@
 """Load on the scoring service's /v1/reward: dynamic batching on vs off, same model, same load.
 
-    .venv/bin/python benchmarks/serve_load.py [--clients 64] [--duration 20] [--repeats 3]
+    .venv/bin/python benchmarks/serve_load.py [--clients 64] [--duration 30] [--repeats 3]
 
-A randomly initialised reward model (``LlamaForSequenceClassification`` with one label, the
-tiny model's tokenizer) of 53M parameters: hidden 320, 32 layers. On these 2 vCPUs Serve's HTTP
-path (proxy + FastAPI ingress + handle call) costs about 20 ms of CPU per request, so a model
-must take clearly longer than that per unbatched item for its forward pass, not HTTP handling,
-to dominate, as with a real reward model: a ~20M model takes 15-20 ms here, this one 65-100 ms.
-Items are short (prompt + response, 17-24 tokens in the chat template): a batch-1 forward pass
-is then bound by per-layer overhead and weight reads, as on a GPU, where batching pays; with
-60-token items a CPU forward pass is already compute-bound at batch 1 (see the README).
+The reward model: a randomly initialised ``LlamaForSequenceClassification`` (one label, the
+tiny model's tokenizer), narrow and deep: hidden 128, 128 layers, 34M parameters. On these 2
+vCPUs Serve's HTTP path (proxy + FastAPI ingress + handle call) costs about 20 ms of CPU per
+request, and this model's batch-1 forward pass takes 50-70 ms (printed at the start, measured
+in-process), so the forward pass, not HTTP handling, dominates an unbatched request, as with a
+real reward model. The shape is chosen for the regime a real reward model is in on a GPU: at
+batch 1 its time goes to per-layer overhead (kernel launches there, op dispatch here), which
+batching amortises; a wide, shallow model of the same size is compute-bound at batch 1 on a
+CPU and gains little (the README has the figures). Items are short (prompt + response, 17-24
+tokens in the chat template).
 
 Two applications of ``synth_ray.serve.app:build_app`` run side by side on one embedded Ray (one
 reward replica each, 2 torch threads, same resources), differing only in ``reward.batching``:
@@ -17,11 +19,12 @@ reward replica each, 2 torch threads, same resources), differing only in ``rewar
 - batched:   ``@serve.batch`` (``--max-batch`` 64, ``--batch-wait`` 0.1 s);
 - unbatched: one forward pass per item.
 
-The load comes from a second process (``--client``): N concurrent clients (asyncio + httpx),
+The load comes from a second process (``--client``): N concurrent clients (asyncio + aiohttp),
 each sending one-item requests back to back for ``--duration`` seconds, after a warm-up.
-Every request sent is accounted for (status counts; any non-200 is reported). Prints
-requests/s, p50/p99 latency for each side and the ratio of each (unbatched, batched) pair, run
-alternately ``--repeats`` times; last line ``ratio=<median of the pairs>``.
+Every request sent is accounted for (status counts; any non-200 is reported). Prints the
+model's own batch-1 and batch-N times, requests/s, p50/p99 latency for each side and the ratio
+of each (unbatched, batched) pair, run alternately ``--repeats`` times; last line
+``ratio=<median of the pairs>``.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import json
 import os
 import random
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -144,6 +148,23 @@ def _app(name: str, model: str, batching: bool, threads: int, max_batch: int = 3
     }  # fmt: skip
 
 
+def _forward_times(model: str, threads: int, batch: int) -> tuple[float, float]:
+    """Seconds per forward pass of the reward model in this process: batch 1 and ``batch``."""
+    from synth_ray.engines.reward_model import RewardScorer
+
+    scorer = RewardScorer(model, torch_threads=threads)
+    seqs = [scorer.tokens_for_pair(*SHORT[i % len(SHORT)]) for i in range(batch)]
+
+    def timed(n: int, reps: int) -> float:
+        scorer.score_ids(seqs[:n])  # warm
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            scorer.score_ids(seqs[:n])
+        return (time.perf_counter() - t0) / reps
+
+    return timed(1, 20), timed(batch, 3)
+
+
 def run_side(url: str, args) -> dict:
     cmd = [sys.executable, __file__, "--client", url, "--clients", str(args.clients),
            "--duration", str(args.duration), "--warmup", str(args.warmup)] + (["--long"] if args.long else [])  # fmt: skip
@@ -154,12 +175,12 @@ def run_side(url: str, args) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clients", type=int, default=64)
-    p.add_argument("--duration", type=float, default=20.0, help="measured seconds per side")
+    p.add_argument("--duration", type=float, default=30.0, help="measured seconds per side")
     p.add_argument("--repeats", type=int, default=3, help="(unbatched, batched) pairs; median")
     p.add_argument("--warmup", type=float, default=5.0)
-    p.add_argument("--hidden", type=int, default=320)
-    p.add_argument("--layers", type=int, default=32)
-    p.add_argument("--heads", type=int, default=5)
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--layers", type=int, default=128)
+    p.add_argument("--heads", type=int, default=2)
     p.add_argument("--threads", type=int, default=2, help="torch threads of the reward replica")
     p.add_argument("--max-batch", type=int, default=64, help="reward.max_batch_size (batched side)")
     p.add_argument("--batch-wait", type=float, default=0.1,
@@ -188,6 +209,10 @@ def main() -> None:
         n_params = sum(p.numel() for p in AutoModelForSequenceClassification.from_pretrained(model).parameters())
         print(f"reward model: hidden {cfg.hidden_size}, {cfg.num_hidden_layers} layers, "
               f"{n_params / 1e6:.1f}M parameters; {args.clients} clients x {args.duration:.0f} s per side")  # fmt: skip
+        one, many = _forward_times(str(model), args.threads, args.max_batch)
+        print(f"model alone (in-process, {args.threads} threads): batch 1 {one * 1000:.0f} ms, "
+              f"batch {args.max_batch} {many * 1000:.0f} ms = {many / args.max_batch * 1000:.1f} ms "
+              f"per item ({one * args.max_batch / many:.1f}x)", flush=True)  # fmt: skip
         with socket.socket() as sock:  # a free 127.0.0.1 port
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
@@ -210,7 +235,7 @@ def main() -> None:
             ratios.append(results["batched"]["rps"] / results["unbatched"]["rps"])
             print(f"[{k + 1}/{args.repeats}] ratio {ratios[-1]:.2f}", flush=True)
         serve.shutdown()
-    ratio = sorted(ratios)[len(ratios) // 2]
+    ratio = statistics.median(ratios)
     print(f"batched / unbatched throughput at {args.clients} clients: median of "
           f"{len(ratios)} pairs {ratio:.2f} (pairs: {', '.join(f'{r:.2f}' for r in ratios)})")
     print(f"ratio={ratio:.3f}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from synth_ray.config import ConfigError
 from synth_ray.methods.alpaca import prompts as alpaca_prompts
 from synth_ray.methods.self_instruct import prompts as si_prompts
 from synth_ray.methods.unnatural import prompts as un_prompts
@@ -48,3 +49,15 @@ def test_paper_defaults_in_full_size_jobs():
     assert (un.shots, un.combinations) == (3, 5)
     assert un.sampling.example.top_p == 0.99 and un.sampling.output.temperature == 0.0
     assert un.sampling.reformulation.n == un_prompts.NUM_REFORMULATIONS == 2
+
+
+def test_judge_block_of_the_instruction_jobs():
+    for job in ("alpaca", "self_instruct", "unnatural"):
+        assert load_job_config(str(REPO / f"jobs/{job}.yaml")).judge is None  # off: the papers'
+        cfg = load_job_config(str(REPO / f"jobs/{job}.yaml"), ["judge.rubric=curation5"])
+        assert (cfg.judge.scorer, cfg.judge.rubric, cfg.judge.threshold, cfg.judge.url) == (
+            "judge", "curation5", 4.0, None)  # Backtranslation's self-curation: keep >= 4
+    for bad, field in (("judge.rubric=nope", "judge.rubric"), ("judge.treshold=3", "judge.treshold"),
+                       ("judge.scorer=oracle", "judge.scorer")):  # fmt: skip
+        with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+            load_job_config(str(REPO / "jobs/alpaca.yaml"), [bad])

@@ -17,6 +17,8 @@ from synth_ray.config import RayConfig, StrictModel
 from synth_ray.engines import EngineSpec
 from synth_ray.engines.vllm_engine import VLLMEngineConfig
 from synth_ray.registry import Registry
+from synth_ray.stages.judge import JudgeStageConfig, judge_rows
+from synth_ray.stages.records import write_dataset
 
 if TYPE_CHECKING:
     from synth_ray.engines import Engine
@@ -52,6 +54,13 @@ class RoundsJobConfig(JobConfig):
     patience: int = Field(
         10, ge=1, description="Stop after this many rounds in a row keep nothing new."
     )
+    judge: JudgeStageConfig | None = Field(
+        None, description="Judge the final rows and keep those scoring >= judge.threshold "
+        "(LLM judge with a survey rubric, or a reward model; in-process on this job's engine or "
+        "via the scoring service at judge.url). Off by default, as in the papers of these "
+        "methods; Instruction Backtranslation's self-curation is judge: {rubric: curation5, "
+        "threshold: 4}.",
+    )
 
 
 @dataclass
@@ -65,6 +74,19 @@ class JobContext:
     @property
     def run_id(self) -> str:
         return self.record.run_id
+
+
+def write_instruction_dataset(ctx: JobContext, rows: list[dict], judge: JudgeStageConfig | None) -> None:
+    """The instruction jobs' last step: the judge stage when configured (its scores go to
+    ``extra.judge``, its rejects to ``rejects/``, its counts to ``counts.judge``; scores kept under
+    ``OUTPUT_DIR/judge/`` for the rerun), then ``OUTPUT_DIR/dataset/``."""
+    rec = ctx.record
+    if judge is not None:
+        with rec.stage("judge"):
+            rows, rec.counts["judge"] = judge_rows(rows, judge, ctx.engine, ctx.layout.sub("judge"),
+                                                   ctx.layout.rejects)  # fmt: skip
+    with rec.stage("write_dataset"):
+        rec.counts["dataset_rows"] = write_dataset(ctx.layout.sub("dataset"), rows)
 
 
 class Method:

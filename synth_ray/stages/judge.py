@@ -31,6 +31,7 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from synth_ray.config import StrictModel
+from synth_ray.io.fs import join as fs_join
 from synth_ray.io.ids import stable_hash
 from synth_ray.io.rejects import reject, write_rejects
 from synth_ray.stages import rubrics
@@ -87,7 +88,10 @@ class JudgeStageConfig(StrictModel):
     @field_validator("rubric")
     @classmethod
     def _known(cls, v: str) -> str:
-        rubrics.get_rubric(v)  # KeyError listing the known ones -> a validation error
+        try:
+            rubrics.get_rubric(v)
+        except KeyError as exc:  # pydantic turns ValueError, not KeyError, into a field error
+            raise ValueError(exc.args[0]) from None
         return v
 
 
@@ -273,3 +277,60 @@ def keep_scored(ds: "ray.data.Dataset", threshold: float | None, rejects_dir: st
     return ds.map_batches(_split, fn_kwargs={"threshold": threshold, "rejects_dir": rejects_dir,
                                              "id_column": id_column},
                           batch_format="pyarrow", num_cpus=0.25)  # fmt: skip
+
+
+# -- a job's rows, judged once ----------------------------------------------------------------
+
+# What a score depends on: rows scored under the same values of these are not scored again.
+_SCORE_KEY_FIELDS = ("scorer", "rubric", "samples", "url", "reward_model", "prompt_field",
+                     "input_field", "response_field", "temperature", "top_p", "max_tokens", "seed")  # fmt: skip
+
+
+def judge_rows(rows: list[dict[str, Any]], config: JudgeStageConfig, engine: Engine | None,
+               cache_dir: str, rejects_dir: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
+    """Judge a job's final rows (each with an ``id``): returns (kept rows, counts).
+
+    Scores are kept under ``cache_dir/<key of the scoring settings>/``: a rerun scores only rows
+    not scored before under the same settings (a new ``threshold`` re-splits without
+    re-scoring). Kept rows carry ``extra.judge = {score, samples, model}``; the others become
+    rejects (``judge_below_threshold`` / ``judge_unscored``), so every row is one or the other.
+    """
+    import ray.data
+
+    from synth_ray.io.layout import read_parquet_dir
+    from synth_ray.stages.records import write_table_dir
+
+    key = stable_hash(json.dumps({f: getattr(config, f) for f in _SCORE_KEY_FIELDS}, sort_keys=True))
+    cache = fs_join(cache_dir, key)
+    cached = read_parquet_dir(cache, ["id", *SCORE_COLUMNS])
+    done = {r["id"]: r for r in cached.to_pylist()} if cached is not None else {}
+    todo = [r for r in rows if r["id"] not in done]
+    if todo:
+        fields = [f for f in (config.prompt_field, config.input_field, config.response_field) if f]
+        ds = ray.data.from_arrow(pa.Table.from_pylist(
+            [{"id": r["id"], **{f: str(r.get(f) or "") for f in fields}} for r in todo]))  # fmt: skip
+        refs = score_dataset(ds, config, engine).select_columns(["id", *SCORE_COLUMNS]).to_arrow_refs()
+        new = [r for t in ray.get(refs) for r in t.to_pylist()]
+        missing = {r["id"] for r in todo} - {r["id"] for r in new}
+        if missing:  # a lost row would be a silent drop: refuse
+            raise RuntimeError(f"judge stage returned no score for {len(missing)} row(s)")
+        done.update((r["id"], r) for r in new)
+        write_table_dir(cache, pa.Table.from_pylist(list(done.values()),
+                                                    schema=pa.schema({"id": pa.string(), **SCORE_COLUMNS})))  # fmt: skip
+    scores = pa.Table.from_pylist([done[r["id"]] for r in rows],
+                                  schema=pa.schema({"id": pa.string(), **SCORE_COLUMNS}))  # fmt: skip
+    kept_ids = set(_split(scores, config.threshold, rejects_dir, "id").column("id").to_pylist())
+    kept = []
+    for r in rows:
+        if r["id"] in kept_ids:
+            s = done[r["id"]]
+            extra = r.get("extra") or {}
+            extra = dict(json.loads(extra) if isinstance(extra, str) else extra)
+            extra["judge"] = {"score": s["judge_score"], "samples": s["judge_samples"],
+                              "model": s["judge_model"]}  # fmt: skip
+            kept.append({**r, "extra": extra})
+    unscored = sum(done[r["id"]]["judge_score"] is None for r in rows)
+    counts = {"rows": len(rows), "scored_now": len(todo), "from_cache": len(rows) - len(todo),
+              "kept": len(kept), "unscored": unscored,
+              "below_threshold": len(rows) - len(kept) - unscored}  # fmt: skip
+    return kept, counts

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from synth_ray.methods.self_instruct.prompts import load_seed_tasks
@@ -48,3 +50,33 @@ def test_rerun_resumes_without_engine(first_run):
     before = dataset(out)
     again = run_tiny("alpaca", out, "requests_per_round=6")
     assert_rerun_generates_nothing(rec, again, before, dataset(out))
+
+
+def test_judge_stage_on_the_job_rows(first_run, tmp_path):
+    """The judge stage wired into the job (in-process reward model): a rerun of the finished
+    run with ``judge`` set scores its rows without generating, keeps those at or over the
+    threshold and rejects the others; a third run re-splits from the stored scores."""
+    src, rec = first_run
+    out = tmp_path / "judged"
+    shutil.copytree(src, out)
+    everyone = run_tiny("alpaca", out, "requests_per_round=6",
+                        "judge={scorer: reward, threshold: null}")  # fmt: skip
+    assert everyone["status"] == "succeeded" and everyone["engine_starts"] == 0
+    j = everyone["counts"]["judge"]
+    assert j == {"rows": 20, "scored_now": 20, "from_cache": 0, "kept": 20, "unscored": 0,
+                 "below_threshold": 0}  # fmt: skip
+    rows = dataset(out)
+    scores = sorted(r["extra"]["judge"]["score"] for r in rows)
+    assert len(rows) == 20 and all(isinstance(s, float) for s in scores)
+    assert {r["extra"]["judge"]["model"] for r in rows} == {"tiny-reward"}
+    cut = scores[12]  # keep the 8 best (scores of a random model: distinct floats)
+    again = run_tiny("alpaca", out, "requests_per_round=6",
+                     f"judge={{scorer: reward, threshold: {cut!r}}}")  # fmt: skip
+    j = again["counts"]["judge"]
+    assert j["scored_now"] == 0 and j["from_cache"] == 20 and again["engine_starts"] == 0
+    kept = dataset(out)
+    assert j["kept"] == len(kept) == sum(s >= cut for s in scores) == 8
+    assert all(r["extra"]["judge"]["score"] >= cut for r in kept)
+    below = {r["id"] for r in rejects(out) if r["reason"] == "judge_below_threshold"}
+    assert len(below) == j["below_threshold"] == 12
+    assert below.isdisjoint(r["id"] for r in kept) and below | {r["id"] for r in kept} == {r["id"] for r in rows}

@@ -18,7 +18,13 @@ from synth_ray.methods.alpaca.parse import (
     parse_batch,
     parse_batch_json,
 )
-from synth_ray.methods.base import METHODS, JobContext, Method, RoundsJobConfig
+from synth_ray.methods.base import (
+    METHODS,
+    JobContext,
+    Method,
+    RoundsJobConfig,
+    write_instruction_dataset,
+)
 from synth_ray.methods.self_instruct.prompts import check_seed_tasks, load_seed_tasks
 from synth_ray.stages.novelty_stage import offer
 from synth_ray.stages.records import (
@@ -26,7 +32,6 @@ from synth_ray.stages.records import (
     record_id,
     request_id,
     stage_sampling,
-    write_dataset,
 )
 from synth_ray.stages.rounds import GenerationCounters, run_rounds
 
@@ -152,7 +157,6 @@ class Alpaca(Method):
                  "method": "alpaca", "round": k["round"], "seed_ids": k["seed_ids"],
                  "request_id": k["request_id"], "model": ctx.model.name, "run_id": ctx.run_id,
                  "extra": {"max_rouge_l": k["max_rouge_l"]}} for k in kept]  # fmt: skip
-        with rec.stage("write_dataset"):
-            rec.counts["dataset_rows"] = write_dataset(ctx.layout.sub("dataset"), rows)
+        write_instruction_dataset(ctx, rows, cfg.judge)
         rec.counts["instructions"] = len(kept)
         rec.counts["bootstrap"] = counts

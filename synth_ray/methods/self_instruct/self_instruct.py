@@ -17,7 +17,13 @@ from synth_ray.filters.instructions import (
 from synth_ray.filters.novelty_pool import NoveltyPool
 from synth_ray.io.ids import text_hash
 from synth_ray.io.rejects import reject, write_rejects
-from synth_ray.methods.base import METHODS, JobContext, Method, RoundsJobConfig
+from synth_ray.methods.base import (
+    METHODS,
+    JobContext,
+    Method,
+    RoundsJobConfig,
+    write_instruction_dataset,
+)
 from synth_ray.methods.self_instruct import prompts as P
 from synth_ray.methods.self_instruct.parse import (
     CLASSIFY_JSON_SCHEMA,
@@ -38,7 +44,6 @@ from synth_ray.stages.records import (
     record_id,
     request_id,
     stage_sampling,
-    write_dataset,
     write_table_dir,
 )
 from synth_ray.stages.rounds import GenerationCounters, generate_per_item, run_rounds
@@ -165,8 +170,7 @@ class SelfInstruct(Method):
             write_table_dir(ctx.layout.sub("instructions"), _instructions_table(machine))
         if cfg.generate_instances and machine:
             rows = self._instances(ctx, cfg, machine, gen)
-        with rec.stage("write_dataset"):
-            rec.counts["dataset_rows"] = write_dataset(ctx.layout.sub("dataset"), rows)
+        write_instruction_dataset(ctx, rows, cfg.judge)
         rec.counts["instructions"] = len(machine)
         rec.counts["classification_instructions"] = sum(1 for m in machine if m.get("is_classification"))
 

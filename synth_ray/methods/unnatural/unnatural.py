@@ -10,7 +10,13 @@ from pydantic import Field
 from synth_ray.config import ConfigError, StrictModel
 from synth_ray.engines.base import SamplingConfig
 from synth_ray.io.rejects import reject, write_rejects
-from synth_ray.methods.base import METHODS, JobContext, Method, RoundsJobConfig
+from synth_ray.methods.base import (
+    METHODS,
+    JobContext,
+    Method,
+    RoundsJobConfig,
+    write_instruction_dataset,
+)
 from synth_ray.methods.unnatural import prompts as P
 from synth_ray.methods.unnatural.parse import (
     EXAMPLE_JSON_SCHEMA,
@@ -28,7 +34,6 @@ from synth_ray.stages.records import (
     record_id,
     request_id,
     stage_sampling,
-    write_dataset,
 )
 from synth_ray.stages.rounds import GenerationCounters, generate_per_item, run_rounds
 
@@ -123,8 +128,7 @@ class Unnatural(Method):
         rows = self._outputs(ctx, cfg, examples, gen)
         if cfg.reformulate:
             rows += self._reformulations(ctx, cfg, rows, gen)
-        with rec.stage("write_dataset"):
-            rec.counts["dataset_rows"] = write_dataset(ctx.layout.sub("dataset"), rows)
+        write_instruction_dataset(ctx, rows, cfg.judge)
         rec.counts["core_examples"] = len(examples)
 
     # -- 1. instruction + input + constraints from 3-shot prompts ----------------------------

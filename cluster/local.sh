@@ -15,7 +15,8 @@
 #                        a Ray Data LLM pipeline of several actor stages deadlocks with fewer).
 #   OBJECT_STORE_BYTES=500000000  per node.
 #   RAY_AUTH_TOKEN_PATH  use this token file (default: a new token in $DIR/auth_token).
-#   RAY=ray              the ray CLI (its directory's python runs the port/kill helpers).
+#   RAY=ray              the ray CLI (its directory's python, with synth-ray installed,
+#                        runs the port helper and `python -m synth_ray.localcluster kill`).
 #
 # Ports: all picked free (never 6379/8265/10001/52365/8000, which other clusters may hold).
 # `down` never runs `ray stop` (that kills every Ray on the machine, other users' and tests'
@@ -141,46 +142,8 @@ cmd_status() {
 cmd_down() {
     load_state || return 0
     local rc=0
-    "$PY" - "$DIR/pgids" "$MARKER_VAR" "$MARKER" <<'EOF' || rc=1
-import os, signal, sys
-import psutil
-
-pgids_file, var, marker = sys.argv[1:4]
-pgids = {int(x) for x in open(pgids_file).read().split()} if os.path.exists(pgids_file) else set()
-me = {os.getpid(), os.getppid()}
-
-def ours():
-    found = {}
-    for p in psutil.process_iter():
-        if p.pid in me:
-            continue
-        try:
-            if os.getpgid(p.pid) in pgids or p.environ().get(var) == marker:
-                found[p.pid] = p
-        except (psutil.Error, OSError):
-            pass
-    for p in list(found.values()):
-        try:
-            for c in p.children(recursive=True):
-                found.setdefault(c.pid, c)
-        except psutil.Error:
-            pass
-    return [p for pid, p in found.items() if pid not in me]
-
-for attempt in range(3):
-    procs = ours()
-    if not procs:
-        break
-    for p in procs:
-        try:
-            p.send_signal(signal.SIGTERM if attempt == 0 else signal.SIGKILL)
-        except psutil.Error:
-            pass
-    psutil.wait_procs(procs, timeout=15 if attempt == 0 else 5)
-left = [p.pid for p in ours() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-print(f"stopped; {len(left)} process(es) left: {left}" if left else "stopped")
-sys.exit(1 if left else 0)
-EOF
+    "$PY" -m synth_ray.localcluster kill --pgids-file "$DIR/pgids" --var "$MARKER_VAR" \
+        --marker "$MARKER" || rc=1
     rm -f "$DIR/state" "$DIR/env" "$DIR/pgids"
     rm -rf "$DIR/ray" "$DIR/ray-worker" "$DIR/tmp"
     return $rc

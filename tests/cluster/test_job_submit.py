@@ -23,7 +23,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from pathlib import Path
 
 import pytest
 
+from synth_ray.localcluster import kill_cluster
 from tests.conftest import REPO, free_port
 
 pytestmark = pytest.mark.slow
@@ -85,61 +85,6 @@ def _cluster_env(root: Path, token_path: Path, marker: str) -> dict:
     return env
 
 
-def _cluster_processes(pgid: int | set[int], marker: str, var: str = MARKER_VAR) -> list:
-    """This cluster's processes: in its process group(s) ``pgid``, or carrying ``var=marker``
-    in their environment, and all their descendants."""
-    import psutil
-
-    pgids = {pgid} if isinstance(pgid, int) else set(pgid)
-    me = os.getpid()
-    found: dict[int, psutil.Process] = {}
-    for p in psutil.process_iter():
-        if p.pid == me:
-            continue
-        try:
-            if os.getpgid(p.pid) in pgids or p.environ().get(var) == marker:
-                found[p.pid] = p
-        except (psutil.Error, OSError):
-            pass
-    for p in list(found.values()):
-        try:
-            for c in p.children(recursive=True):
-                found.setdefault(c.pid, c)
-        except psutil.Error:
-            pass
-    return [p for pid, p in found.items() if pid != me]
-
-
-def _kill_cluster(pgid: int | set[int], marker: str, var: str = MARKER_VAR) -> list:
-    """Stop this cluster's processes only (SIGTERM, then SIGKILL); returns survivors."""
-    import psutil
-
-    for attempt in range(3):
-        procs = _cluster_processes(pgid, marker, var)
-        if not procs:
-            return []
-        for p in procs:
-            try:
-                p.send_signal(signal.SIGTERM if attempt == 0 else signal.SIGKILL)
-            except psutil.Error:
-                pass
-        _, alive = psutil.wait_procs(procs, timeout=15 if attempt == 0 else 5)
-        for p in alive:
-            try:
-                p.kill()
-            except psutil.Error:
-                pass
-        psutil.wait_procs(alive, timeout=5)
-    survivors = []
-    for p in _cluster_processes(pgid, marker, var):
-        try:
-            if p.status() != psutil.STATUS_ZOMBIE:
-                survivors.append(p.pid)
-        except psutil.Error:
-            pass
-    return survivors
-
-
 @pytest.fixture(scope="module")
 def ray_cluster(tiny_model):
     # Short path: Ray's unix sockets live under --temp-dir (108-byte limit).
@@ -180,7 +125,7 @@ def ray_cluster(tiny_model):
     finally:
         if start.poll() is None:
             start.kill()
-        survivors = _kill_cluster(pgid, marker)
+        survivors = kill_cluster({pgid}, marker, MARKER_VAR)
         shutil.rmtree(root, ignore_errors=True)
         assert not survivors, f"Ray processes left behind: {survivors}"
 

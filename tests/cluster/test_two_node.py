@@ -23,14 +23,13 @@ from pathlib import Path
 
 import pytest
 
+from synth_ray.localcluster import cluster_processes, kill_cluster
 from tests.cluster.test_job_submit import (
     EXCLUDES,
     VENV_BIN,
     Cluster,
     _assert_wrap_outputs,
     _cluster_env,
-    _cluster_processes,
-    _kill_cluster,
     _submit,
 )
 from tests.conftest import REPO
@@ -62,7 +61,7 @@ class TwoNode(Cluster):
     worker_id: str
 
     def procs(self) -> list:
-        return _cluster_processes(self.pgids, self.marker, LOCAL_MARKER_VAR)
+        return cluster_processes(self.pgids, self.marker, LOCAL_MARKER_VAR)
 
     def state(self, *args: str) -> list[dict]:
         """``ray list ARGS --format json`` against this cluster."""
@@ -109,7 +108,7 @@ def two_node(tiny_model):
         down = local_sh("down", 180)
         survivors = []
         if state:
-            survivors = _kill_cluster(pgids, state["MARKER"], LOCAL_MARKER_VAR)
+            survivors = kill_cluster(pgids, state["MARKER"], LOCAL_MARKER_VAR)
         shutil.rmtree(root, ignore_errors=True)
         assert down.returncode == 0, f"local.sh down:\n{down.stdout}\n{down.stderr}"
         assert not survivors, f"local.sh down left processes behind: {survivors}"

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.cluster.test_job_submit import _kill_cluster
+from synth_ray.localcluster import kill_cluster
 from tests.conftest import REPO, free_port
 
 SYNTH_RAY = str(Path(sys.executable).parent / "synth-ray")
@@ -86,7 +86,7 @@ def _serve_cli(tmp_path: Path) -> None:
         assert proc.wait(timeout=120) == 0
         assert "synth-ray: stopped" in log.read_text()
     finally:
-        survivors = _kill_cluster(proc.pid, marker, MARKER)
+        survivors = kill_cluster({proc.pid}, marker, MARKER)
     assert survivors == []
     # The token is in no log: the CLI's output nor the Ray session's files (Serve's included).
     ray_files = [p for p in (tmp_path / "ray").rglob("*") if p.is_file()]

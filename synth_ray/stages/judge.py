@@ -307,8 +307,12 @@ def judge_rows(rows: list[dict[str, Any]], config: JudgeStageConfig, engine: Eng
     todo = [r for r in rows if r["id"] not in done]
     if todo:
         fields = [f for f in (config.prompt_field, config.input_field, config.response_field) if f]
-        ds = ray.data.from_arrow(pa.Table.from_pylist(
-            [{"id": r["id"], **{f: str(r.get(f) or "") for f in fields}} for r in todo]))  # fmt: skip
+        table = pa.Table.from_pylist([{"id": r["id"], **{f: str(r.get(f) or "") for f in fields}}
+                                      for r in todo])  # fmt: skip
+        # Blocks of a few batches, not one block: tasks (service requests in flight, reward
+        # actors) work on different blocks, so one block would be scored one batch at a time.
+        step = max(config.batch_size, -(-len(todo) // 200))
+        ds = ray.data.from_arrow([table.slice(i, step) for i in range(0, len(todo), step)])
         refs = score_dataset(ds, config, engine).select_columns(["id", *SCORE_COLUMNS]).to_arrow_refs()
         new = [r for t in ray.get(refs) for r in t.to_pylist()]
         missing = {r["id"] for r in todo} - {r["id"] for r in new}

@@ -80,3 +80,23 @@ def test_judge_stage_on_the_job_rows(first_run, tmp_path):
     below = {r["id"] for r in rejects(out) if r["reason"] == "judge_below_threshold"}
     assert len(below) == j["below_threshold"] == 12
     assert below.isdisjoint(r["id"] for r in kept) and below | {r["id"] for r in kept} == {r["id"] for r in rows}
+
+
+def test_judge_stage_in_process_llm_judge(first_run, tmp_path):
+    """``judge.rubric=curation5`` with no url: the rubric prompts go through the job's own vLLM
+    engine. The tiny random model writes no parseable "Score: N", so every row is unscored and
+    rejected with the parser's reason: none is lost, none is kept by accident."""
+    src, _ = first_run
+    out = tmp_path / "llm-judged"
+    shutil.copytree(src, out)
+    rec = run_tiny("alpaca", out, "requests_per_round=6", "judge.rubric=curation5",
+                   "judge.max_tokens=32")  # fmt: skip
+    assert rec["status"] == "succeeded" and rec["engine_starts"] == 1  # the judge's generations
+    j = rec["counts"]["judge"]
+    assert j["rows"] == j["scored_now"] == 20
+    assert j["kept"] + j["unscored"] + j["below_threshold"] == 20
+    kept = dataset(out)
+    assert len(kept) == j["kept"] and all(r["extra"]["judge"]["score"] >= 4 for r in kept)
+    judged = [r for r in rejects(out) if r["stage"] == "judge"]
+    assert len(judged) == 20 - j["kept"]
+    assert all(r["detail"] for r in judged if r["reason"] == "judge_unscored")

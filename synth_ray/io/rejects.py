@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from synth_ray.io import fs
@@ -45,6 +46,28 @@ def write_rejects(rejects_dir: str, rows: list[dict], prefix: str) -> str | None
     path = fs.join(rejects_dir, name)
     fs.write_bytes(path, buf.getvalue())
     return path
+
+
+def drop_stage(rejects_dir: str, stage: str) -> int:
+    """Remove the recorded rejects of ``stage``; returns how many. For a stage that decides
+    afresh on a rerun (the judge under a new threshold): its new rejects replace the old ones
+    instead of joining them, so no row is both kept and rejected."""
+    dropped = 0
+    for f in fs.list_files(rejects_dir, (".parquet",)):
+        table = pq.read_table(io.BytesIO(fs.read_bytes(f))).cast(REJECT_SCHEMA)
+        others = table.filter(pc.fill_null(pc.not_equal(table["stage"], stage), True))
+        if others.num_rows == table.num_rows:
+            continue
+        dropped += table.num_rows - others.num_rows
+        if f.endswith("/rejects.parquet"):  # the compacted file keeps its name
+            buf = io.BytesIO()
+            pq.write_table(others, buf)
+            fs.write_bytes(f, buf.getvalue())
+            continue
+        if others.num_rows:  # a content-named file: the rest under its own content name
+            write_rejects(rejects_dir, others.to_pylist(), f.rsplit("/", 1)[-1].split("-", 1)[0])
+        fs.delete_file(f)
+    return dropped
 
 
 def read_rejects(rejects_dir: str) -> pa.Table:

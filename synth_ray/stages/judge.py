@@ -33,7 +33,7 @@ from pydantic import Field, field_validator
 from synth_ray.config import StrictModel
 from synth_ray.io.fs import join as fs_join
 from synth_ray.io.ids import stable_hash
-from synth_ray.io.rejects import reject, write_rejects
+from synth_ray.io.rejects import drop_stage, reject, write_rejects
 from synth_ray.stages import rubrics
 
 if TYPE_CHECKING:
@@ -323,6 +323,7 @@ def judge_rows(rows: list[dict[str, Any]], config: JudgeStageConfig, engine: Eng
                                                     schema=pa.schema({"id": pa.string(), **SCORE_COLUMNS})))  # fmt: skip
     scores = pa.Table.from_pylist([done[r["id"]] for r in rows],
                                   schema=pa.schema({"id": pa.string(), **SCORE_COLUMNS}))  # fmt: skip
+    drop_stage(rejects_dir, "judge")  # this split replaces an earlier run's (another threshold)
     kept_ids = set(_split(scores, config.threshold, rejects_dir, "id").column("id").to_pylist())
     kept = []
     for r in rows:

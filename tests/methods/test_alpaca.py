@@ -80,6 +80,10 @@ def test_judge_stage_on_the_job_rows(first_run, tmp_path):
     below = {r["id"] for r in rejects(out) if r["reason"] == "judge_below_threshold"}
     assert len(below) == j["below_threshold"] == 12
     assert below.isdisjoint(r["id"] for r in kept) and below | {r["id"] for r in kept} == {r["id"] for r in rows}
+    # back to no threshold: every row kept again, and no row is left among the judge's rejects
+    third = run_tiny("alpaca", out, "requests_per_round=6", "judge={scorer: reward, threshold: null}")
+    assert third["counts"]["judge"]["kept"] == len(dataset(out)) == 20
+    assert not [r for r in rejects(out) if r["stage"] == "judge"]
 
 
 def test_judge_stage_in_process_llm_judge(first_run, tmp_path):

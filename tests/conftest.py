@@ -94,6 +94,6 @@ def scoring_service(ray_local, tmp_path_factory):
     }  # fmt: skip
     base["applications"].append(strict)
     url = deploy(base, timeout_s=600)
-    yield SimpleNamespace(url=url, strict_url=url + "/strict", token=token,
+    yield SimpleNamespace(url=url, strict_url=url + "/strict", token=token, config=base,
                           auth={"Authorization": f"Bearer {token}"})  # fmt: skip
     serve.shutdown()

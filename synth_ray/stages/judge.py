@@ -284,6 +284,7 @@ def keep_scored(ds: "ray.data.Dataset", threshold: float | None, rejects_dir: st
 # What a score depends on: rows scored under the same values of these are not scored again.
 _SCORE_KEY_FIELDS = ("scorer", "rubric", "samples", "url", "reward_model", "prompt_field",
                      "input_field", "response_field", "temperature", "top_p", "max_tokens", "seed")  # fmt: skip
+_SCORES = pa.schema({"id": pa.string(), **SCORE_COLUMNS})
 
 
 def judge_rows(rows: list[dict[str, Any]], config: JudgeStageConfig, engine: Engine | None,
@@ -291,8 +292,8 @@ def judge_rows(rows: list[dict[str, Any]], config: JudgeStageConfig, engine: Eng
     """Judge a job's final rows (each with an ``id``): returns (kept rows, counts).
 
     Scores are kept under ``cache_dir/<key of the scoring settings>/``: a rerun scores only rows
-    not scored before under the same settings (a new ``threshold`` re-splits without
-    re-scoring). Kept rows carry ``extra.judge = {score, samples, model}``; the others become
+    without a score under the same settings (a new ``threshold`` re-splits without re-scoring;
+    rows left unscored, e.g. by an unreachable service, are tried again). Kept rows carry ``extra.judge = {score, samples, model}``; the others become
     rejects (``judge_below_threshold`` / ``judge_unscored``), so every row is one or the other.
     """
     import ray.data
@@ -303,7 +304,8 @@ def judge_rows(rows: list[dict[str, Any]], config: JudgeStageConfig, engine: Eng
     key = stable_hash(json.dumps({f: getattr(config, f) for f in _SCORE_KEY_FIELDS}, sort_keys=True))
     cache = fs_join(cache_dir, key)
     cached = read_parquet_dir(cache, ["id", *SCORE_COLUMNS])
-    done = {r["id"]: r for r in cached.to_pylist()} if cached is not None else {}
+    done = {r["id"]: r for r in (cached.to_pylist() if cached is not None else [])
+            if r["judge_score"] is not None}  # fmt: skip
     todo = [r for r in rows if r["id"] not in done]
     if todo:
         fields = [f for f in (config.prompt_field, config.input_field, config.response_field) if f]
@@ -319,10 +321,8 @@ def judge_rows(rows: list[dict[str, Any]], config: JudgeStageConfig, engine: Eng
         if missing:  # a lost row would be a silent drop: refuse
             raise RuntimeError(f"judge stage returned no score for {len(missing)} row(s)")
         done.update((r["id"], r) for r in new)
-        write_table_dir(cache, pa.Table.from_pylist(list(done.values()),
-                                                    schema=pa.schema({"id": pa.string(), **SCORE_COLUMNS})))  # fmt: skip
-    scores = pa.Table.from_pylist([done[r["id"]] for r in rows],
-                                  schema=pa.schema({"id": pa.string(), **SCORE_COLUMNS}))  # fmt: skip
+        write_table_dir(cache, pa.Table.from_pylist(list(done.values()), schema=_SCORES))
+    scores = pa.Table.from_pylist([done[r["id"]] for r in rows], schema=_SCORES)
     drop_stage(rejects_dir, "judge")  # this split replaces an earlier run's (another threshold)
     kept_ids = set(_split(scores, config.threshold, rejects_dir, "id").column("id").to_pylist())
     kept = []

@@ -303,6 +303,59 @@ def _wait_ok(fn, timeout_s: float) -> float:
     raise AssertionError(f"service did not recover within {timeout_s} s")
 
 
+def test_reward_model_autoscales_under_load_and_back(svc):
+    """``autoscaling_config`` at work: a third application (reward only, unbatched, one request
+    per replica at a time) goes from 1 to 2 RewardModel replicas under 32 clients and back to 1
+    when the load stops; every reply meanwhile is a 200 or a 503."""
+    from synth_ray.serve.run import deploy
+
+    app = {"name": "autoscale", "route_prefix": "/autoscale",
+           "import_path": "synth_ray.serve.app:build_app",
+           "args": {"judge": None, "reward": {"model": "tiny-reward", "batching": False}},
+           "deployments": [
+               {"name": "Ingress", "num_replicas": 1, "ray_actor_options": {"num_cpus": 0.1}},
+               {"name": "RewardModel", "max_ongoing_requests": 1, "ray_actor_options": {"num_cpus": 0.1},
+                "autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 1,
+                                       "upscale_delay_s": 1, "downscale_delay_s": 3,
+                                       "metrics_interval_s": 0.5, "look_back_period_s": 2}}]}  # fmt: skip
+    config = svc.config
+    deploy({**config, "applications": [*config["applications"], app]}, timeout_s=300)
+    url = svc.url + "/autoscale/v1/reward"
+    stop, codes, peak = False, [], 0
+
+    def replicas() -> int:
+        d = serve_status().applications["autoscale"].deployments["RewardModel"]
+        return d.replica_states.get("RUNNING", 0)
+
+    def client(_):
+        with httpx.Client(timeout=60) as c:
+            while not stop:
+                codes.append(c.post(url, json={"items": PAIRS}).status_code)
+
+    try:
+        with ThreadPoolExecutor(32) as pool:
+            futures = [pool.submit(client, i) for i in range(32)]
+            deadline = time.monotonic() + 90
+            while peak < 2 and time.monotonic() < deadline:
+                peak = max(peak, replicas())
+                time.sleep(0.5)
+            stop = True
+            for f in futures:
+                f.result()
+        assert peak == 2, f"no upscale in 90 s under load ({len(codes)} requests)"
+        assert codes and set(codes) <= {200, 503}, set(codes)
+        _wait_ok(lambda: replicas() == 1, 120)  # idle: back to min_replicas
+    finally:
+        deploy(config, timeout_s=300)  # the other tests' applications only
+    _wait_ok(lambda: "autoscale" not in serve_status().applications, 60)
+
+
+def serve_status():
+    from ray import serve
+
+    return serve.status()
+
+
 def test_reward_replica_killed_in_flight(svc):
     import ray
 
@@ -328,8 +381,6 @@ def test_reward_replica_killed_in_flight(svc):
 
 
 def test_dead_judge_engine_fails_health_and_is_replaced(svc):
-    import psutil
-
     victim = _replica("Judge")
     engines = [p for p in _replica_process("Judge").children(recursive=True)
                if "EngineCore" in " ".join(p.cmdline()) or "EngineCore" in p.name()]  # fmt: skip

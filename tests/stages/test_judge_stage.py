@@ -76,6 +76,23 @@ def test_service_down_rows_become_rejects(ray_local, tmp_path):
     assert all(x["reason"] == "judge_unscored" and "service unavailable" in x["detail"] for x in rejects)
 
 
+def test_job_rows_unscored_are_tried_again_on_the_rerun(ray_local, tmp_path):
+    """``judge_rows`` (the jobs' judge: block): rows the service could not score become rejects,
+    are not taken from the stored scores on the rerun, and are scored again then."""
+    from synth_ray.stages.judge import judge_rows
+    from tests.conftest import free_port
+
+    cfg = JudgeStageConfig(url=f"http://127.0.0.1:{free_port()}", retries=0, batch_size=2)
+    rows = [dict(r, extra={"k": 1}) for r in ROWS]
+    for _ in range(2):
+        kept, counts = judge_rows(rows, cfg, None, str(tmp_path / "judge"), str(tmp_path / "rejects"))
+        assert kept == [] and counts == {"rows": 6, "scored_now": 6, "from_cache": 0, "kept": 0,
+                                         "unscored": 6, "below_threshold": 0}  # fmt: skip
+        rejects = read_rejects(str(tmp_path / "rejects")).to_pylist()
+        assert sorted(r["id"] for r in rejects) == [r["id"] for r in ROWS]  # once each, not twice
+        assert {r["reason"] for r in rejects} == {"judge_unscored"}
+
+
 def test_service_refuses_without_token(scoring_service, ray_local, tmp_path, monkeypatch):
     monkeypatch.delenv("SYNTH_RAY_SERVE_TOKEN", raising=False)
     cfg = JudgeStageConfig(url=scoring_service.url, scorer="reward", retries=0)

@@ -21,7 +21,9 @@ reward replica each, 2 torch threads, same resources), differing only in ``rewar
 
 The load comes from a second process (``--client``): N concurrent clients (asyncio + aiohttp),
 each sending one-item requests back to back for ``--duration`` seconds, after a warm-up.
-Every request sent is accounted for (status counts; any non-200 is reported). Prints the
+Every request sent is accounted for (status counts; any non-200 is reported). ``--client URL``
+runs only the load generator, against any running service (a token from
+``$SYNTH_RAY_SERVE_TOKEN``). Prints the
 model's own batch-1 and batch-N times, requests/s, p50/p99 latency for each side and the ratio
 of each (unbatched, batched) pair, run alternately ``--repeats`` times; last line
 ``ratio=<median of the pairs>``.
@@ -83,6 +85,10 @@ async def _load(url: str, clients: int, duration: float, warmup: float, seed: in
     statuses: dict[str, int] = {}
     sent = 0
     connector = aiohttp.TCPConnector(limit=clients)
+    token = os.environ.get("SYNTH_RAY_SERVE_TOKEN")
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     async with aiohttp.ClientSession(connector=connector,
                                      timeout=aiohttp.ClientTimeout(total=120)) as session:  # fmt: skip
         t_measure = time.perf_counter() + warmup
@@ -99,8 +105,7 @@ async def _load(url: str, clients: int, duration: float, warmup: float, seed: in
                 if measured:
                     sent += 1
                 try:
-                    async with session.post(url + "/v1/reward", data=body,
-                                            headers={"Content-Type": "application/json"}) as r:  # fmt: skip
+                    async with session.post(url + "/v1/reward", data=body, headers=headers) as r:
                         reply = await r.read()
                         status = str(r.status)
                         ok = r.status == 200 and len(json.loads(reply)["results"]) == 1
@@ -187,7 +192,10 @@ def main() -> None:
                    help="reward.batch_wait_timeout_s (batched side)")
     p.add_argument("--long", action="store_true", help="items of ~60 tokens instead of ~20")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--client", help=argparse.SUPPRESS)  # run as the load generator
+    p.add_argument("--client", metavar="URL",
+                   help="only the load: --clients clients against the service at URL for "
+                   "--duration s (with $SYNTH_RAY_SERVE_TOKEN as bearer token when set); prints "
+                   "one JSON line of counts and latencies")  # fmt: skip
     args = p.parse_args()
     if args.client:
         return client_main(args)

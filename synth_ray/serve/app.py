@@ -113,6 +113,10 @@ class Guard:
                                          f"{exc.start}")(scope, receive, send)  # fmt: skip
             except ValueError as exc:
                 return await _error(400, f"body is not valid JSON: {exc}")(scope, receive, send)
+            # A JSON-only API: the body was just parsed as JSON, so it is read as JSON whatever
+            # its declared type (`curl -d` declares application/x-www-form-urlencoded).
+            scope = dict(scope, headers=[(k, v) for k, v in scope["headers"] if k.lower() != b"content-type"]
+                         + [(b"content-type", b"application/json")])  # fmt: skip
         replayed = False
 
         async def replay():

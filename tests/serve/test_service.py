@@ -177,6 +177,18 @@ def test_bad_requests(svc, client, path, body, status, fragment):
     assert fragment in r.json()["error"], r.text
 
 
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain", None])
+def test_json_body_under_any_content_type(svc, client, content_type):
+    """``curl -d '{...}'`` (the docs' examples) declares a form body: still read as JSON."""
+    headers = dict(svc.auth, **({"Content-Type": content_type} if content_type else {}))
+    r = client.post(svc.url + "/v1/reward", content=json.dumps({"items": PAIRS[:1]}).encode(),
+                    headers=headers)  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert len(r.json()["results"]) == 1
+    r = client.post(svc.url + "/v1/reward", content=b'{"items": [{"prompt": "a"}]}', headers=headers)
+    assert r.status_code == 422 and "items.0.response" in r.json()["error"]
+
+
 def test_chunked_body_over_the_limit(svc, client):
     def chunks():
         for _ in range(20):

@@ -293,8 +293,9 @@ def judge_rows(rows: list[dict[str, Any]], config: JudgeStageConfig, engine: Eng
 
     Scores are kept under ``cache_dir/<key of the scoring settings>/``: a rerun scores only rows
     without a score under the same settings (a new ``threshold`` re-splits without re-scoring;
-    rows left unscored, e.g. by an unreachable service, are tried again). Kept rows carry ``extra.judge = {score, samples, model}``; the others become
-    rejects (``judge_below_threshold`` / ``judge_unscored``), so every row is one or the other.
+    rows left unscored, e.g. by an unreachable service, are tried again). Kept rows carry
+    ``extra.judge = {score, samples, model}``; the others become rejects
+    (``judge_below_threshold`` / ``judge_unscored``), so every row is one or the other.
     """
     import ray.data
 

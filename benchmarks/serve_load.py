@@ -5,7 +5,7 @@
 The reward model: a randomly initialised ``LlamaForSequenceClassification`` (one label, the
 tiny model's tokenizer), narrow and deep: hidden 128, 128 layers, 34M parameters. On these 2
 vCPUs Serve's HTTP path (proxy + FastAPI ingress + handle call) costs about 20 ms of CPU per
-request, and this model's batch-1 forward pass takes 50-70 ms (printed at the start, measured
+request, and this model's batch-1 forward pass takes 70-90 ms (printed at the start, measured
 in-process), so the forward pass, not HTTP handling, dominates an unbatched request, as with a
 real reward model. The shape is chosen for the regime a real reward model is in on a GPU: at
 batch 1 its time goes to per-layer overhead (kernel launches there, op dispatch here), which
@@ -21,12 +21,11 @@ reward replica each, 2 torch threads, same resources), differing only in ``rewar
 
 The load comes from a second process (``--client``): N concurrent clients (asyncio + aiohttp),
 each sending one-item requests back to back for ``--duration`` seconds, after a warm-up.
-Every request sent is accounted for (status counts; any non-200 is reported). ``--client URL``
-runs only the load generator, against any running service (a token from
-``$SYNTH_RAY_SERVE_TOKEN``). Prints the
+Every request sent is accounted for (status counts; any non-200 is reported). Prints the
 model's own batch-1 and batch-N times, requests/s, p50/p99 latency for each side and the ratio
 of each (unbatched, batched) pair, run alternately ``--repeats`` times; last line
-``ratio=<median of the pairs>``.
+``ratio=<median of the pairs>``. ``--client URL`` runs only the load generator, against any
+running service (bearer token from ``$SYNTH_RAY_SERVE_TOKEN`` when set).
 """
 
 from __future__ import annotations

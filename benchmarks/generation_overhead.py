@@ -30,8 +30,32 @@ import time
 
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
-WORDS = ("the quick brown fox jumps over a lazy dog while rain falls on green hills and "
-         "rivers run to the sea under bright stars").split()  # fmt: skip
+WORDS = [
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "a",
+    "lazy",
+    "dog",
+    "while",
+    "rain",
+    "falls",
+    "on",
+    "green",
+    "hills",
+    "and",
+    "rivers",
+    "run",
+    "to",
+    "the",
+    "sea",
+    "under",
+    "bright",
+    "stars",
+]
 
 
 def make_prompts(n: int, seed: int = 0) -> list[str]:
@@ -39,7 +63,9 @@ def make_prompts(n: int, seed: int = 0) -> list[str]:
 
     rng = random.Random(seed)
     return [
-        "USER: Rephrase: " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 60))) + " ASSISTANT:"
+        "USER: Rephrase: "
+        + " ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 60)))
+        + " ASSISTANT:"
         for _ in range(n)
     ]
 
@@ -68,7 +94,6 @@ def run_synth_ray(a) -> dict:
     from synth_ray.engines import build_engine
     from synth_ray.engines.base import SamplingConfig
     from synth_ray.models.resolve import ResolvedModel
-
     from synth_ray.runner import init_local_ray
 
     init_local_ray(8, log_to_driver=False)  # as `synth-ray run` starts it
@@ -78,28 +103,44 @@ def run_synth_ray(a) -> dict:
     prompts = make_prompts(a.prompts)
     rows = [{"id": str(i), "prompt": p, "sampling": sampling} for i, p in enumerate(prompts)]
     engine = build_engine(
-        {"type": "vllm", "batch_size": a.batch_size, "max_num_seqs": a.max_num_seqs,
-         "max_concurrent_batches": a.max_concurrent_batches, "max_model_len": 2048},
+        {
+            "type": "vllm",
+            "batch_size": a.batch_size,
+            "max_num_seqs": a.max_num_seqs,
+            "max_concurrent_batches": a.max_concurrent_batches,
+            "max_model_len": 2048,
+        },
         ResolvedModel(a.model, a.model, "local"),
-    )  # fmt: skip
-    ds = engine.generate(ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // a.batch_size)))
+    )
+    ds = engine.generate(
+        ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // a.batch_size))
+    )
     arrivals = []  # (time, rows, tokens)
     t0 = time.perf_counter()
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         toks = sum(batch.column("completion_tokens").to_pylist())
         errs = [e for e in batch.column("error").to_pylist() if e]
         assert not errs, errs[:3]
-        arrivals.append((time.perf_counter(), batch.num_rows, toks, max(batch.column("engine_s").to_pylist())))
+        arrivals.append(
+            (time.perf_counter(), batch.num_rows, toks, max(batch.column("engine_s").to_pylist()))
+        )
     assert sum(r for _, r, _, _ in arrivals) == len(rows)
     t_ready = arrivals[0][0] - arrivals[0][3]
     toks = sum(k for _, _, k, _ in arrivals)
     dt = arrivals[-1][0] - t_ready
-    return {"tokens": toks, "seconds": dt, "tokens_per_s": toks / dt, "wall_s": arrivals[-1][0] - t0,
-            "engine_starts": engine.starts}  # fmt: skip
+    return {
+        "tokens": toks,
+        "seconds": dt,
+        "tokens_per_s": toks / dt,
+        "wall_s": arrivals[-1][0] - t0,
+        "engine_starts": engine.starts,
+    }
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--model", default=None, help="model folder (default: the tiny model)")
     p.add_argument("--prompts", type=int, default=2000)
     p.add_argument("--max-tokens", type=int, default=64)
@@ -123,21 +164,28 @@ def main() -> None:
         results = {}
         for side in ("bare", "synth-ray"):
             cmd = [sys.executable, __file__, "--side", side] + [
-                f"--{k.replace('_', '-')}={v}" for k, v in vars(a).items() if k not in ("side", "repeats")
+                f"--{k.replace('_', '-')}={v}"
+                for k, v in vars(a).items()
+                if k not in ("side", "repeats")
             ]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
             if proc.returncode or not line:
                 sys.exit(f"{side} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-            results[side] = r = json.loads(line[-1][len("RESULT "):])
-            print(f"[{rep + 1}/{a.repeats}] {side:10s} {r['tokens']:7d} tokens in {r['seconds']:6.2f} s "
-                  f"= {r['tokens_per_s']:8.1f} tokens/s  (wall {r['wall_s']:.1f} s"
-                  + (", engine start included)" if side != "bare" else ")"), flush=True)
+            results[side] = r = json.loads(line[-1][len("RESULT ") :])
+            print(
+                f"[{rep + 1}/{a.repeats}] {side:10s} {r['tokens']:7d} tokens in {r['seconds']:6.2f} s "
+                f"= {r['tokens_per_s']:8.1f} tokens/s  (wall {r['wall_s']:.1f} s"
+                + (", engine start included)" if side != "bare" else ")"),
+                flush=True,
+            )
         ratios.append(results["synth-ray"]["tokens_per_s"] / results["bare"]["tokens_per_s"])
         print(f"[{rep + 1}/{a.repeats}] ratio {ratios[-1]:.3f}", flush=True)
-    print(f"prompts={a.prompts} max_tokens={a.max_tokens} warmup={a.warmup} batch_size={a.batch_size} "
-          f"max_num_seqs={a.max_num_seqs} max_concurrent_batches={a.max_concurrent_batches} "
-          f"ratios={[round(x, 3) for x in ratios]}")
+    print(
+        f"prompts={a.prompts} max_tokens={a.max_tokens} warmup={a.warmup} batch_size={a.batch_size} "
+        f"max_num_seqs={a.max_num_seqs} max_concurrent_batches={a.max_concurrent_batches} "
+        f"ratios={[round(x, 3) for x in ratios]}"
+    )
     print(f"ratio={statistics.median(ratios):.3f}")
 
 

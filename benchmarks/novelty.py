@@ -47,9 +47,71 @@ from synth_ray.filters.novelty import NoveltyIndex, tokenize  # noqa: E402
 
 SEED_TASKS = ROOT / ".." / "shared" / "data" / "self_instruct_seed_tasks.jsonl"
 STOPWORDS = set(
-    "a an the of to in on for with and or but is are be as at by from that this these those it its "
-    "i me my you your we our they their he she his her what which who how why when where if not "
-    "can could would should will do does did have has had give write make find list".split()
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "to",
+        "in",
+        "on",
+        "for",
+        "with",
+        "and",
+        "or",
+        "but",
+        "is",
+        "are",
+        "be",
+        "as",
+        "at",
+        "by",
+        "from",
+        "that",
+        "this",
+        "these",
+        "those",
+        "it",
+        "its",
+        "i",
+        "me",
+        "my",
+        "you",
+        "your",
+        "we",
+        "our",
+        "they",
+        "their",
+        "he",
+        "she",
+        "his",
+        "her",
+        "what",
+        "which",
+        "who",
+        "how",
+        "why",
+        "when",
+        "where",
+        "if",
+        "not",
+        "can",
+        "could",
+        "would",
+        "should",
+        "will",
+        "do",
+        "does",
+        "did",
+        "have",
+        "has",
+        "had",
+        "give",
+        "write",
+        "make",
+        "find",
+        "list",
+    ]
 )
 
 
@@ -87,7 +149,11 @@ def instruction_generator(seeds: list[str], seed: int, n_pseudo: int = 20000) ->
         for w in words:
             core = w.strip(".,;:?!\"'()").lower()
             if core and core not in STOPWORDS and rng.random() < 0.4:
-                w = w.replace(core, rng.choices(vocab, cum_weights=cum_weights)[0]) if core in w else w
+                w = (
+                    w.replace(core, rng.choices(vocab, cum_weights=cum_weights)[0])
+                    if core in w
+                    else w
+                )
             out.append(w)
         return " ".join(out)
 
@@ -99,7 +165,9 @@ def bench_candidates(pool: list[str], candidates: list[str], repeats: int) -> fl
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
     t0 = time.perf_counter()
     index = NoveltyIndex(threshold=0.7, seeds=pool)
-    print(f"NoveltyIndex build (tokenise + encode {len(pool):,} texts): {time.perf_counter() - t0:.2f} s")
+    print(
+        f"NoveltyIndex build (tokenise + encode {len(pool):,} texts): {time.perf_counter() - t0:.2f} s"
+    )
     t0 = time.perf_counter()
     index.nearest(candidates[0]), index.nearest("x " * 70), index.scores(candidates[0])
     print(f"numba warm-up (compile or cache load): {time.perf_counter() - t0:.2f} s")
@@ -157,25 +225,40 @@ def bench_bootstrap(seeds: list[str], n: int, threshold: float) -> None:
     """Filter ``n`` generated instructions sequentially, as the Self-Instruct bootstrap does."""
     make = instruction_generator(seeds, seed=2)
     texts = [make() for _ in range(n)]
-    print(f"bootstrap at threshold {threshold}" + (" (worst case: every text is kept)" if threshold >= 1 else ""))
+    print(
+        f"bootstrap at threshold {threshold}"
+        + (" (worst case: every text is kept)" if threshold >= 1 else "")
+    )
     index = NoveltyIndex(threshold=threshold, seeds=seeds)
     t0 = time.perf_counter()
     kept = 0
     for start in range(0, n, 10_000):
         kept += sum(index.add(texts[start : start + 10_000]))
-        print(f"  bootstrap {min(start + 10_000, n):,}/{n:,}: kept {kept:,}, pool {len(index):,}, {time.perf_counter() - t0:.1f} s")
+        print(
+            f"  bootstrap {min(start + 10_000, n):,}/{n:,}: kept {kept:,}, pool {len(index):,}, {time.perf_counter() - t0:.1f} s"
+        )
     dt = time.perf_counter() - t0
-    print(f"bootstrap: {n:,} generated instructions filtered sequentially in {dt:.1f} s ({dt / n * 1e3:.2f} ms each); kept {kept:,}")
+    print(
+        f"bootstrap: {n:,} generated instructions filtered sequentially in {dt:.1f} s ({dt / n * 1e3:.2f} ms each); kept {kept:,}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--pool", type=int, default=50_000, help="pool size for the per-candidate timing")
+    parser.add_argument(
+        "--pool", type=int, default=50_000, help="pool size for the per-candidate timing"
+    )
     parser.add_argument("--candidates", type=int, default=5, help="number of candidates to time")
-    parser.add_argument("--repeats", type=int, default=7, help="NoveltyIndex timing repeats (median)")
-    parser.add_argument("--bootstrap", type=int, default=52_000, help="generated instructions to filter (0: skip)")
+    parser.add_argument(
+        "--repeats", type=int, default=7, help="NoveltyIndex timing repeats (median)"
+    )
+    parser.add_argument(
+        "--bootstrap", type=int, default=52_000, help="generated instructions to filter (0: skip)"
+    )
     parser.add_argument("--seed-tasks", type=Path, default=SEED_TASKS)
-    parser.add_argument("--quick", action="store_true", help="small run: pool 5000, 3 candidates, bootstrap 5000")
+    parser.add_argument(
+        "--quick", action="store_true", help="small run: pool 5000, 3 candidates, bootstrap 5000"
+    )
     args = parser.parse_args()
     if args.quick:
         args.pool, args.candidates, args.bootstrap = 5_000, 3, 5_000

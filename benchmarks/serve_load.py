@@ -47,9 +47,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Short (prompt, response) pairs, 17-24 tokens in the chat template (see the README for why).
 SHORT = [
-    ("What is 2+2?", "4."), ("Name a primary colour.", "Red."), ("Capital of France?", "Paris."),
-    ("Is 7 prime?", "Yes."), ("Opposite of hot?", "Cold."), ("Say hello.", "Hello!"),
-    ("Largest ocean?", "The Pacific."), ("Spell cat.", "C-A-T."),
+    ("What is 2+2?", "4."),
+    ("Name a primary colour.", "Red."),
+    ("Capital of France?", "Paris."),
+    ("Is 7 prime?", "Yes."),
+    ("Opposite of hot?", "Cold."),
+    ("Say hello.", "Hello!"),
+    ("Largest ocean?", "The Pacific."),
+    ("Spell cat.", "C-A-T."),
 ]
 SENTENCES = [
     "Explain why the sky is blue in two sentences.",
@@ -73,8 +78,9 @@ def _item(rng: random.Random, long: bool) -> dict:
     return {"prompt": prompt, "response": response}
 
 
-async def _load(url: str, clients: int, duration: float, warmup: float, seed: int,
-                long: bool) -> dict:  # fmt: skip
+async def _load(
+    url: str, clients: int, duration: float, warmup: float, seed: int, long: bool
+) -> dict:
     """N clients, each one keep-alive connection sending requests back to back (aiohttp: a
     light client, so the load generator does not eat the cores the service runs on)."""
     import aiohttp
@@ -88,8 +94,9 @@ async def _load(url: str, clients: int, duration: float, warmup: float, seed: in
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    async with aiohttp.ClientSession(connector=connector,
-                                     timeout=aiohttp.ClientTimeout(total=120)) as session:  # fmt: skip
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=120)
+    ) as session:
         t_measure = time.perf_counter() + warmup
         t_end = t_measure + duration
 
@@ -108,7 +115,7 @@ async def _load(url: str, clients: int, duration: float, warmup: float, seed: in
                         reply = await r.read()
                         status = str(r.status)
                         ok = r.status == 200 and len(json.loads(reply)["results"]) == 1
-                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, aiohttp.ClientError) as exc:
                     status, ok = type(exc).__name__, False
                 if measured:
                     statuses[status] = statuses.get(status, 0) + 1
@@ -120,36 +127,66 @@ async def _load(url: str, clients: int, duration: float, warmup: float, seed: in
     latencies.sort()
 
     def pct(q: float) -> float:
-        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000 if latencies else float("nan")
+        return (
+            latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+            if latencies
+            else float("nan")
+        )
 
-    return {"sent": sent, "replies": sum(statuses.values()), "statuses": statuses,
-            "ok": len(latencies), "elapsed_s": elapsed, "rps": len(latencies) / elapsed,
-            "p50_ms": pct(0.50), "p99_ms": pct(0.99)}  # fmt: skip
+    return {
+        "sent": sent,
+        "replies": sum(statuses.values()),
+        "statuses": statuses,
+        "ok": len(latencies),
+        "elapsed_s": elapsed,
+        "rps": len(latencies) / elapsed,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+    }
 
 
 def client_main(args) -> None:
-    res = asyncio.run(_load(args.client, args.clients, args.duration, args.warmup, args.seed,
-                            args.long))  # fmt: skip
+    res = asyncio.run(
+        _load(args.client, args.clients, args.duration, args.warmup, args.seed, args.long)
+    )
     print(json.dumps(res))
 
 
 # -- the driver ------------------------------------------------------------------------------
 
 
-def _app(name: str, model: str, batching: bool, threads: int, max_batch: int = 32,
-         wait_s: float = 0.005) -> dict:  # fmt: skip
+def _app(
+    name: str, model: str, batching: bool, threads: int, max_batch: int = 32, wait_s: float = 0.005
+) -> dict:
     return {
-        "name": name, "route_prefix": f"/{name}", "import_path": "synth_ray.serve.app:build_app",
-        "args": {"judge": None,
-                 "reward": {"model": model, "batching": batching, "max_batch_size": max_batch,
-                            "batch_wait_timeout_s": wait_s, "torch_threads": threads}},
+        "name": name,
+        "route_prefix": f"/{name}",
+        "import_path": "synth_ray.serve.app:build_app",
+        "args": {
+            "judge": None,
+            "reward": {
+                "model": model,
+                "batching": batching,
+                "max_batch_size": max_batch,
+                "batch_wait_timeout_s": wait_s,
+                "torch_threads": threads,
+            },
+        },
         "deployments": [
-            {"name": "Ingress", "num_replicas": 1, "max_ongoing_requests": 512,
-             "ray_actor_options": {"num_cpus": 0.1}},
-            {"name": "RewardModel", "num_replicas": 1, "max_ongoing_requests": 256,
-             "ray_actor_options": {"num_cpus": 1}},
+            {
+                "name": "Ingress",
+                "num_replicas": 1,
+                "max_ongoing_requests": 512,
+                "ray_actor_options": {"num_cpus": 0.1},
+            },
+            {
+                "name": "RewardModel",
+                "num_replicas": 1,
+                "max_ongoing_requests": 256,
+                "ray_actor_options": {"num_cpus": 1},
+            },
         ],
-    }  # fmt: skip
+    }
 
 
 def _forward_times(model: str, threads: int, batch: int) -> tuple[float, float]:
@@ -170,14 +207,26 @@ def _forward_times(model: str, threads: int, batch: int) -> tuple[float, float]:
 
 
 def run_side(url: str, args) -> dict:
-    cmd = [sys.executable, __file__, "--client", url, "--clients", str(args.clients),
-           "--duration", str(args.duration), "--warmup", str(args.warmup)] + (["--long"] if args.long else [])  # fmt: skip
+    cmd = [
+        sys.executable,
+        __file__,
+        "--client",
+        url,
+        "--clients",
+        str(args.clients),
+        "--duration",
+        str(args.duration),
+        "--warmup",
+        str(args.warmup),
+    ] + (["--long"] if args.long else [])
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--clients", type=int, default=64)
     p.add_argument("--duration", type=float, default=30.0, help="measured seconds per side")
     p.add_argument("--repeats", type=int, default=3, help="(unbatched, batched) pairs; median")
@@ -187,14 +236,18 @@ def main() -> None:
     p.add_argument("--heads", type=int, default=2)
     p.add_argument("--threads", type=int, default=2, help="torch threads of the reward replica")
     p.add_argument("--max-batch", type=int, default=64, help="reward.max_batch_size (batched side)")
-    p.add_argument("--batch-wait", type=float, default=0.1,
-                   help="reward.batch_wait_timeout_s (batched side)")
+    p.add_argument(
+        "--batch-wait", type=float, default=0.1, help="reward.batch_wait_timeout_s (batched side)"
+    )
     p.add_argument("--long", action="store_true", help="items of ~60 tokens instead of ~20")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--client", metavar="URL",
-                   help="only the load: --clients clients against the service at URL for "
-                   "--duration s (with $SYNTH_RAY_SERVE_TOKEN as bearer token when set); prints "
-                   "one JSON line of counts and latencies")  # fmt: skip
+    p.add_argument(
+        "--client",
+        metavar="URL",
+        help="only the load: --clients clients against the service at URL for "
+        "--duration s (with $SYNTH_RAY_SERVE_TOKEN as bearer token when set); prints "
+        "one JSON line of counts and latencies",
+    )
     args = p.parse_args()
     if args.client:
         return client_main(args)
@@ -207,27 +260,42 @@ def main() -> None:
     from synth_ray.serve.run import deploy
 
     with tempfile.TemporaryDirectory() as tmp:
-        model = build_tiny_reward_model(Path(tmp) / "rm", hidden_size=args.hidden,
-                                        layers=args.layers, heads=args.heads,
-                                        intermediate_size=4 * args.hidden)  # fmt: skip
+        model = build_tiny_reward_model(
+            Path(tmp) / "rm",
+            hidden_size=args.hidden,
+            layers=args.layers,
+            heads=args.heads,
+            intermediate_size=4 * args.hidden,
+        )
         from transformers import AutoConfig, AutoModelForSequenceClassification
 
         cfg = AutoConfig.from_pretrained(model)
-        n_params = sum(p.numel() for p in AutoModelForSequenceClassification.from_pretrained(model).parameters())
-        print(f"reward model: hidden {cfg.hidden_size}, {cfg.num_hidden_layers} layers, "
-              f"{n_params / 1e6:.1f}M parameters; {args.clients} clients x {args.duration:.0f} s per side")  # fmt: skip
+        n_params = sum(
+            p.numel()
+            for p in AutoModelForSequenceClassification.from_pretrained(model).parameters()
+        )
+        print(
+            f"reward model: hidden {cfg.hidden_size}, {cfg.num_hidden_layers} layers, "
+            f"{n_params / 1e6:.1f}M parameters; {args.clients} clients x {args.duration:.0f} s per side"
+        )
         one, many = _forward_times(str(model), args.threads, args.max_batch)
-        print(f"model alone (in-process, {args.threads} threads): batch 1 {one * 1000:.0f} ms, "
-              f"batch {args.max_batch} {many * 1000:.0f} ms = {many / args.max_batch * 1000:.1f} ms "
-              f"per item ({one * args.max_batch / many:.1f}x)", flush=True)  # fmt: skip
+        print(
+            f"model alone (in-process, {args.threads} threads): batch 1 {one * 1000:.0f} ms, "
+            f"batch {args.max_batch} {many * 1000:.0f} ms = {many / args.max_batch * 1000:.1f} ms "
+            f"per item ({one * args.max_batch / many:.1f}x)",
+            flush=True,
+        )
         with socket.socket() as sock:  # a free 127.0.0.1 port
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        config = {"http_options": {"host": "127.0.0.1", "port": port},
-                  "logging_config": LoggingConfig(enable_access_log=False).model_dump(),
-                  "applications": [_app("batched", str(model), True, args.threads, args.max_batch,
-                                        args.batch_wait),
-                                   _app("unbatched", str(model), False, args.threads)]}  # fmt: skip
+        config = {
+            "http_options": {"host": "127.0.0.1", "port": port},
+            "logging_config": LoggingConfig(enable_access_log=False).model_dump(),
+            "applications": [
+                _app("batched", str(model), True, args.threads, args.max_batch, args.batch_wait),
+                _app("unbatched", str(model), False, args.threads),
+            ],
+        }
         base = deploy(config)
         ratios = []
         for k in range(args.repeats):  # alternate sides: drifts in machine load hit both
@@ -236,15 +304,20 @@ def main() -> None:
                 r = run_side(f"{base}/{side}", args)
                 results[side] = r
                 bad = {k: v for k, v in r["statuses"].items() if k != "200"}
-                print(f"[{k + 1}/{args.repeats}] {side:10s} {r['rps']:7.1f} req/s  p50 {r['p50_ms']:7.1f} ms"
-                      f"  p99 {r['p99_ms']:7.1f} ms  (sent {r['sent']}, replies {r['replies']}, "
-                      f"non-200 {bad or 0})", flush=True)  # fmt: skip
+                print(
+                    f"[{k + 1}/{args.repeats}] {side:10s} {r['rps']:7.1f} req/s  p50 {r['p50_ms']:7.1f} ms"
+                    f"  p99 {r['p99_ms']:7.1f} ms  (sent {r['sent']}, replies {r['replies']}, "
+                    f"non-200 {bad or 0})",
+                    flush=True,
+                )
             ratios.append(results["batched"]["rps"] / results["unbatched"]["rps"])
             print(f"[{k + 1}/{args.repeats}] ratio {ratios[-1]:.2f}", flush=True)
         serve.shutdown()
     ratio = statistics.median(ratios)
-    print(f"batched / unbatched throughput at {args.clients} clients: median of "
-          f"{len(ratios)} pairs {ratio:.2f} (pairs: {', '.join(f'{r:.2f}' for r in ratios)})")
+    print(
+        f"batched / unbatched throughput at {args.clients} clients: median of "
+        f"{len(ratios)} pairs {ratio:.2f} (pairs: {', '.join(f'{r:.2f}' for r in ratios)})"
+    )
     print(f"ratio={ratio:.3f}")
 
 

@@ -36,10 +36,18 @@ def build_model(path: Path) -> str:
     from synth_ray.models.tiny import tiny_model_path
 
     tok = AutoTokenizer.from_pretrained(str(tiny_model_path()))
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=256, intermediate_size=688,
-                      num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4,
-                      max_position_embeddings=512, bos_token_id=tok.bos_token_id,
-                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)  # fmt: skip
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=256,
+        intermediate_size=688,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=512,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     import torch
 
     torch.manual_seed(0)
@@ -56,7 +64,7 @@ def write_rows(path: Path, n: int, seq: int) -> None:
     rows = []
     for i in range(n):
         start = (i * 97) % max(1, len(words) - seq * 2)
-        rows.append({"id": str(i), "text": " ".join(words[start: start + seq * 2])})
+        rows.append({"id": str(i), "text": " ".join(words[start : start + seq * 2])})
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -84,26 +92,64 @@ def bare(model: str, data: Path, steps: int, seq: int, batch: int) -> float:
             ends.append(time.perf_counter())
 
     with tempfile.TemporaryDirectory() as out:
-        args = SFTConfig(output_dir=out, max_steps=steps, per_device_train_batch_size=batch,
-                         learning_rate=1e-4, report_to=[], use_cpu=True, save_strategy="no",
-                         disable_tqdm=True, logging_steps=10, remove_unused_columns=False,
-                         dataset_kwargs={"skip_prepare_dataset": True})  # fmt: skip
+        args = SFTConfig(
+            output_dir=out,
+            max_steps=steps,
+            per_device_train_batch_size=batch,
+            learning_rate=1e-4,
+            report_to=[],
+            use_cpu=True,
+            save_strategy="no",
+            disable_tqdm=True,
+            logging_steps=10,
+            remove_unused_columns=False,
+            dataset_kwargs={"skip_prepare_dataset": True},
+        )
         model_ = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)
-        SFTTrainer(model=model_, args=args, train_dataset=ds, processing_class=tok,
-                   callbacks=[Timer()]).train()  # fmt: skip
+        SFTTrainer(
+            model=model_, args=args, train_dataset=ds, processing_class=tok, callbacks=[Timer()]
+        ).train()
     d = sorted(b - a for a, b in zip(ends[2:], ends[3:]))
     return d[len(d) // 2]
 
 
-def ray_run(model: str, data: Path, workers: int, steps: int, seq: int, batch: int, out: Path) -> float:
-    cmd = [sys.executable, "-m", "synth_ray.cli", "run", str(REPO / "jobs/pretrain_wrap.yaml"),
-           "--set", f"model={model}", "--set", f"input={data}", "--set", f"output_dir={out}",
-           "--set", f"scaling.num_workers={workers}", "--set", "scaling.torch_threads=1",
-           "--set", f"max_steps={steps}", "--set", f"max_length={seq}",
-           "--set", f"per_device_batch_size={batch}", "--set", f"checkpoint.save_steps={steps}",
-           "--set", "logging_steps=10"]  # fmt: skip
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   env=dict(os.environ, RAY_DEDUP_LOGS="1"))  # fmt: skip
+def ray_run(
+    model: str, data: Path, workers: int, steps: int, seq: int, batch: int, out: Path
+) -> float:
+    cmd = [
+        sys.executable,
+        "-m",
+        "synth_ray.cli",
+        "run",
+        str(REPO / "jobs/pretrain_wrap.yaml"),
+        "--set",
+        f"model={model}",
+        "--set",
+        f"input={data}",
+        "--set",
+        f"output_dir={out}",
+        "--set",
+        f"scaling.num_workers={workers}",
+        "--set",
+        "scaling.torch_threads=1",
+        "--set",
+        f"max_steps={steps}",
+        "--set",
+        f"max_length={seq}",
+        "--set",
+        f"per_device_batch_size={batch}",
+        "--set",
+        f"checkpoint.save_steps={steps}",
+        "--set",
+        "logging_steps=10",
+    ]
+    subprocess.run(
+        cmd,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ, RAY_DEDUP_LOGS="1"),
+    )
     rec = json.loads((out / "run.json").read_text())
     return float(rec["counts"]["training"]["steady_s_per_step"])
 
@@ -121,8 +167,11 @@ def main() -> None:
         write_rows(tmp / "data", a.rows, a.seq)
         tok_per_step = a.batch * a.seq
         s_bare = bare(model, tmp / "data", a.steps, a.seq, a.batch)
-        print(f"bare (1 process, 1 thread): {s_bare * 1000:.1f} ms/step, "
-              f"{tok_per_step / s_bare:,.0f} tokens/s", flush=True)  # fmt: skip
+        print(
+            f"bare (1 process, 1 thread): {s_bare * 1000:.1f} ms/step, "
+            f"{tok_per_step / s_bare:,.0f} tokens/s",
+            flush=True,
+        )
         s1 = ray_run(model, tmp / "data", 1, a.steps, a.seq, a.batch, tmp / "r1")
         t1 = tok_per_step / s1
         print(f"Ray Train, 1 worker: {s1 * 1000:.1f} ms/step, {t1:,.0f} tokens/s", flush=True)

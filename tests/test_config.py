@@ -12,13 +12,24 @@ BASE = {"method": "wrap", "input": str(REPO / "examples/c4_sample.jsonl"), "outp
 
 def test_job_yaml_files_parse():
     cfg = load_job_config(str(REPO / "jobs/wrap.yaml"))
-    assert cfg.method == "wrap" and cfg.chunk_tokens == 300 and cfg.styles == ["easy", "medium", "hard", "qa"]
+    assert (
+        cfg.method == "wrap"
+        and cfg.chunk_tokens == 300
+        and cfg.styles == ["easy", "medium", "hard", "qa"]
+    )
     assert cfg.mix.real_to_synthetic == 1.0 and cfg.engine.type == "vllm"
 
 
 def test_set_overrides_are_typed():
-    cfg = load_job_config(str(REPO / "jobs/wrap.yaml"), ["engine.replicas=2", "sampling.temperature=0.2",
-                                             "styles=[easy, qa]", "engine.type=openai"])
+    cfg = load_job_config(
+        str(REPO / "jobs/wrap.yaml"),
+        [
+            "engine.replicas=2",
+            "sampling.temperature=0.2",
+            "styles=[easy, qa]",
+            "engine.type=openai",
+        ],
+    )
     assert cfg.engine.replicas == 2 and cfg.sampling.temperature == 0.2
     assert cfg.styles == ["easy", "qa"] and type(cfg.engine).__name__ == "OpenAIEngineConfig"
 

@@ -28,19 +28,32 @@ ROWS_B = [
     ("r4", "Add the numbers.", None, "5"),  # null input reads as ""
 ]
 EXPECTED_ALPACA = [
-    {"instruction": "Résume ce texte.", "input": "Der Bär schläft. 熊が寝ている。\u2028Fin.",
-     "output": "Ein Bär schläft 🐻."},
-    {"instruction": "Translate into French: “good morning” ☀", "input": "",
-     "output": "Bonjour ! — « bonjour »"},
+    {
+        "instruction": "Résume ce texte.",
+        "input": "Der Bär schläft. 熊が寝ている。\u2028Fin.",
+        "output": "Ein Bär schläft 🐻.",
+    },
+    {
+        "instruction": "Translate into French: “good morning” ☀",
+        "input": "",
+        "output": "Bonjour ! — « bonjour »",
+    },
     {"instruction": "Add the numbers.", "input": "", "output": "5"},
-]  # fmt: skip
+]
 EXPECTED_CHATS = [
-    [{"role": "user", "content": "Résume ce texte.\n\nDer Bär schläft. 熊が寝ている。\u2028Fin."},
-     {"role": "assistant", "content": "Ein Bär schläft 🐻."}],
-    [{"role": "user", "content": "Translate into French: “good morning” ☀"},
-     {"role": "assistant", "content": "Bonjour ! — « bonjour »"}],
+    [
+        {
+            "role": "user",
+            "content": "Résume ce texte.\n\nDer Bär schläft. 熊が寝ている。\u2028Fin.",
+        },
+        {"role": "assistant", "content": "Ein Bär schläft 🐻."},
+    ],
+    [
+        {"role": "user", "content": "Translate into French: “good morning” ☀"},
+        {"role": "assistant", "content": "Bonjour ! — « bonjour »"},
+    ],
     [{"role": "user", "content": "Add the numbers."}, {"role": "assistant", "content": "5"}],
-]  # fmt: skip
+]
 EXPECTED_COUNTS = {"rows": 5, "written": 3, "skipped": {"empty_instruction": 1, "empty_output": 1}}
 
 # Alpaca's own prompt templates (tatsu-lab/stanford_alpaca, train.py)
@@ -59,12 +72,20 @@ ALPACA_PROMPT_NO_INPUT = (
 def _table(rows: list[tuple], **extra) -> pa.Table:
     ids, instr, inp, out = zip(*rows)
     n = len(rows)
-    return pa.table({
-        "id": list(ids), "instruction": list(instr), "input": pa.array(inp, pa.string()), "output": list(out),
-        "method": ["self_instruct"] * n, "round": list(range(n)),
-        "seed_ids": pa.array([["s1", "s2"]] * n, pa.list_(pa.string())), "model": ["tiny"] * n,
-        "run_id": ["run-1"] * n, **extra,
-    })  # fmt: skip
+    return pa.table(
+        {
+            "id": list(ids),
+            "instruction": list(instr),
+            "input": pa.array(inp, pa.string()),
+            "output": list(out),
+            "method": ["self_instruct"] * n,
+            "round": list(range(n)),
+            "seed_ids": pa.array([["s1", "s2"]] * n, pa.list_(pa.string())),
+            "model": ["tiny"] * n,
+            "run_id": ["run-1"] * n,
+            **extra,
+        }
+    )
 
 
 @pytest.fixture
@@ -81,8 +102,12 @@ def run_dir(tmp_path: Path) -> Path:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "synth_ray.cli", "export", *args],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "synth_ray.cli", "export", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _load(path: Path, cache: Path):
@@ -104,11 +129,16 @@ def test_export_cli_and_function(run_dir, tmp_path):
     system_chats = run_dir / "export" / "messages.jsonl"
     lines = system_chats.read_text(encoding="utf-8").split("\n")
     assert lines[-1] == "" and len(lines) == 4  # U+2028 escaped: one row per line for any reader
-    assert [json.loads(x)["messages"] for x in system_chats.read_text(encoding="utf-8").splitlines()] == [
-        [{"role": "system", "content": SYSTEM}, *c] for c in EXPECTED_CHATS]
+    assert [
+        json.loads(x)["messages"] for x in system_chats.read_text(encoding="utf-8").splitlines()
+    ] == [[{"role": "system", "content": SYSTEM}, *c] for c in EXPECTED_CHATS]
 
     out = tmp_path / "elsewhere" / "chats.jsonl"
-    assert export(str(run_dir), str(out), "messages") == {"format": "messages", "out": str(out), **EXPECTED_COUNTS}
+    assert export(str(run_dir), str(out), "messages") == {
+        "format": "messages",
+        "out": str(out),
+        **EXPECTED_COUNTS,
+    }
     assert not [p for p in out.parent.iterdir() if p != out]  # no temp file left behind
 
     cache = tmp_path / "hf_cache"
@@ -117,7 +147,9 @@ def test_export_cli_and_function(run_dir, tmp_path):
     ds = _load(out, cache)
     assert ds.column_names == ["messages"] and [r["messages"] for r in ds] == EXPECTED_CHATS
     ds = _load(system_chats, cache)
-    assert [r["messages"] for r in ds] == [[{"role": "system", "content": SYSTEM}, *c] for c in EXPECTED_CHATS]
+    assert [r["messages"] for r in ds] == [
+        [{"role": "system", "content": SYSTEM}, *c] for c in EXPECTED_CHATS
+    ]
 
 
 def _train(tiny_model: str, dataset, out_dir: Path, **trainer_kwargs) -> tuple[float, bool]:
@@ -131,12 +163,22 @@ def _train(tiny_model: str, dataset, out_dir: Path, **trainer_kwargs) -> tuple[f
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     before = model.model.layers[0].self_attn.q_proj.weight.detach().clone()
     args = SFTConfig(
-        output_dir=str(out_dir), max_steps=2, per_device_train_batch_size=2, learning_rate=1e-3,
-        max_length=256, use_cpu=True, bf16=False, report_to=[], logging_steps=1, save_strategy="no",
-        disable_tqdm=True, seed=0,
-    )  # fmt: skip
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                         **trainer_kwargs)  # fmt: skip
+        output_dir=str(out_dir),
+        max_steps=2,
+        per_device_train_batch_size=2,
+        learning_rate=1e-3,
+        max_length=256,
+        use_cpu=True,
+        bf16=False,
+        report_to=[],
+        logging_steps=1,
+        save_strategy="no",
+        disable_tqdm=True,
+        seed=0,
+    )
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=dataset, processing_class=tokenizer, **trainer_kwargs
+    )
     result = trainer.train()
     after = trainer.model.model.layers[0].self_attn.q_proj.weight.detach()
     return result.training_loss, not torch.equal(before, after)
@@ -159,7 +201,9 @@ def test_sft_trainer_trains_on_exports(run_dir, tmp_path, tiny_model):
     assert math.isfinite(loss) and loss > 0 and changed
 
     # Alpaca JSON: none of TRL's dataset types (text / messages / prompt+completion), so a formatting_func
-    loss, changed = _train(tiny_model, _load(alpaca, cache), tmp_path / "sft-alpaca", formatting_func=_alpaca_text)
+    loss, changed = _train(
+        tiny_model, _load(alpaca, cache), tmp_path / "sft-alpaca", formatting_func=_alpaca_text
+    )
     assert math.isfinite(loss) and loss > 0 and changed
 
 
@@ -193,7 +237,11 @@ def test_missing_columns_is_an_error_and_leaves_files_alone(tmp_path):
     assert str(bad) in str(exc.value)
     proc = _cli(str(run), "--format", "alpaca", "--out", str(out))
     assert proc.returncode == 2 and proc.stdout == ""
-    assert "synth-ray: export error:" in proc.stderr and "input, output" in proc.stderr and str(bad) in proc.stderr
+    assert (
+        "synth-ray: export error:" in proc.stderr
+        and "input, output" in proc.stderr
+        and str(bad) in proc.stderr
+    )
     # neither moved aside as unreadable (as a job's resume would) nor the old export replaced
     assert sorted(p.name for p in (run / "dataset").iterdir()) == ["a.parquet", "b.parquet"]
     assert out.read_text() == "previous export"

@@ -17,9 +17,15 @@ JOBS = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "jobs").rglob("*.y
 
 
 def test_jobs_found():
-    assert {"jobs/wrap.yaml", "jobs/self_instruct.yaml", "jobs/alpaca.yaml", "jobs/unnatural.yaml",
-            "jobs/tiny/self_instruct.yaml", "jobs/tiny/alpaca.yaml",
-            "jobs/tiny/unnatural.yaml"} <= set(JOBS)  # fmt: skip
+    assert {
+        "jobs/wrap.yaml",
+        "jobs/self_instruct.yaml",
+        "jobs/alpaca.yaml",
+        "jobs/unnatural.yaml",
+        "jobs/tiny/self_instruct.yaml",
+        "jobs/tiny/alpaca.yaml",
+        "jobs/tiny/unnatural.yaml",
+    } <= set(JOBS)
 
 
 @pytest.mark.parametrize("job", JOBS)
@@ -56,8 +62,15 @@ def test_judge_block_of_the_instruction_jobs():
         assert load_job_config(str(REPO / f"jobs/{job}.yaml")).judge is None  # off: the papers'
         cfg = load_job_config(str(REPO / f"jobs/{job}.yaml"), ["judge.rubric=curation5"])
         assert (cfg.judge.scorer, cfg.judge.rubric, cfg.judge.threshold, cfg.judge.url) == (
-            "judge", "curation5", 4.0, None)  # Backtranslation's self-curation: keep >= 4
-    for bad, field in (("judge.rubric=nope", "judge.rubric"), ("judge.treshold=3", "judge.treshold"),
-                       ("judge.scorer=oracle", "judge.scorer")):  # fmt: skip
+            "judge",
+            "curation5",
+            4.0,
+            None,
+        )  # Backtranslation's self-curation: keep >= 4
+    for bad, field in (
+        ("judge.rubric=nope", "judge.rubric"),
+        ("judge.treshold=3", "judge.treshold"),
+        ("judge.scorer=oracle", "judge.scorer"),
+    ):
         with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
             load_job_config(str(REPO / "jobs/alpaca.yaml"), [bad])

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
     from synth_ray.models import ResolvedModel
 
-ENGINES: Registry[type["Engine"]] = Registry("engine")
+ENGINES: Registry[type[Engine]] = Registry("engine")
 
 INVALID_REQUEST = FINAL_ERROR_PREFIX  # "invalid_request: "
 
@@ -108,7 +108,7 @@ class Engine(ABC):
     config_cls: type[EngineConfig] = EngineConfig
     name: str = ""
 
-    def __init__(self, config: EngineConfig, model: "ResolvedModel"):
+    def __init__(self, config: EngineConfig, model: ResolvedModel):
         self.config = config
         self.model = model
         self.starts = 0  # engine start-ups caused by this object (recorded in run.json)
@@ -128,14 +128,17 @@ class Engine(ABC):
         """Checks run before any work (endpoint reachable, model served, ...)."""
 
     @abstractmethod
-    def _generate(self, ds: "ray.data.Dataset", input_kind: str,
-                  num_rows: int | None = None) -> "ray.data.Dataset":  # fmt: skip
+    def _generate(
+        self, ds: ray.data.Dataset, input_kind: str, num_rows: int | None = None
+    ) -> ray.data.Dataset:
         """Generate for already-expanded rows (``n == 1`` each); ``num_rows``: a size hint."""
 
     def generate(
-        self, ds: "ray.data.Dataset", input_kind: Literal["prompt", "messages"] = "prompt",
+        self,
+        ds: ray.data.Dataset,
+        input_kind: Literal["prompt", "messages"] = "prompt",
         num_rows: int | None = None,
-    ) -> "ray.data.Dataset":
+    ) -> ray.data.Dataset:
         """Generation rows for request rows; ``num_rows`` (rows after expanding ``n``), when the
         caller knows it, lets an engine spread a small dataset over all its replicas."""
         if input_kind not in ("prompt", "messages"):
@@ -180,7 +183,7 @@ def finish_reason(error: str | None, completion_tokens: int, max_tokens: int) ->
     return "length" if completion_tokens >= max_tokens else "stop"
 
 
-def build_engine(config: EngineConfig | dict, model: "ResolvedModel") -> Engine:
+def build_engine(config: EngineConfig | dict, model: ResolvedModel) -> Engine:
     if isinstance(config, dict):
         config = parse_engine_config(config)
     return ENGINES.get(config.type)(config, model)

@@ -130,7 +130,11 @@ class _OpenAIWorker:
             "model": [self.model_name] * n,
             "engine_s": [r["engine_s"] for r in results],
         }
-        types = {"prompt_tokens": pa.int64(), "completion_tokens": pa.int64(), "engine_s": pa.float64()}
+        types = {
+            "prompt_tokens": pa.int64(),
+            "completion_tokens": pa.int64(),
+            "engine_s": pa.float64(),
+        }
         for name, values in cols.items():
             if name in batch.column_names:
                 batch = batch.drop_columns([name])
@@ -231,9 +235,12 @@ def _retry_after(value: str | None) -> float | None:
 
 def _failed(reason: str) -> dict:
     return {
-        "completion": "", "finish_reason": "error", "prompt_tokens": 0,
-        "completion_tokens": 0, "error": reason,
-    }  # fmt: skip
+        "completion": "",
+        "finish_reason": "error",
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "error": reason,
+    }
 
 
 def _parse(data: dict, api: str, max_tokens: int) -> dict:

@@ -26,8 +26,15 @@ class RewardResult:
 class RewardScorer:
     """Load once, then ``score_pairs(prompts, responses)`` / ``score_texts(texts)`` in batches."""
 
-    def __init__(self, model_source: str, *, max_length: int = 2048, device: str = "auto",
-                 dtype: str = "float32", torch_threads: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        model_source: str,
+        *,
+        max_length: int = 2048,
+        device: str = "auto",
+        dtype: str = "float32",
+        torch_threads: int | None = None,
+    ):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -84,7 +91,11 @@ class RewardScorer:
             ids[i, : len(s)] = torch.tensor(s)
             mask[i, : len(s)] = 1
         with self._lock, torch.inference_mode():
-            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            logits = self.model(
+                input_ids=ids.to(self.device), attention_mask=mask.to(self.device)
+            ).logits
         scores = logits[:, 0].float().cpu().tolist()
-        return [RewardResult(float(sc), len(c), len(s) > self.max_length)
-                for sc, c, s in zip(scores, cut, seqs)]  # fmt: skip
+        return [
+            RewardResult(float(sc), len(c), len(s) > self.max_length)
+            for sc, c, s in zip(scores, cut, seqs)
+        ]

@@ -49,10 +49,23 @@ from synth_ray.engines.base import (
 
 # Columns ray.data.llm's vLLM stage writes into each row.
 _RAY_LLM_OUTPUT_COLUMNS = {
-    "__inference_error__", "batch_uuid", "embeddings", "generated_text", "generated_tokens",
-    "logprobs", "metrics", "num_generated_tokens", "num_input_tokens", "params", "prompt",
-    "prompt_logprobs", "prompt_token_ids", "request_id", "time_taken_llm", "sampling_params",
-}  # fmt: skip
+    "__inference_error__",
+    "batch_uuid",
+    "embeddings",
+    "generated_text",
+    "generated_tokens",
+    "logprobs",
+    "metrics",
+    "num_generated_tokens",
+    "num_input_tokens",
+    "params",
+    "prompt",
+    "prompt_logprobs",
+    "prompt_token_ids",
+    "request_id",
+    "time_taken_llm",
+    "sampling_params",
+}
 _STASH = "__sr_keep__"
 _SETUP_HOOK = "synth_ray.engines.vllm_actor_setup.final_only_outputs"
 
@@ -82,8 +95,10 @@ class VLLMEngineConfig(EngineConfig):
     max_model_len: int | None = Field(None, ge=16, description="Context length cap.")
     max_num_seqs: int = Field(256, ge=1, description="Sequences the engine runs at once.")
     batch_size: int = Field(
-        256, ge=1, description="Rows per call to a replica (ray.data.llm returns a batch when "
-        "all its rows are done). 256 x 2 in flight measured best: benchmarks/README.md."
+        256,
+        ge=1,
+        description="Rows per call to a replica (ray.data.llm returns a batch when "
+        "all its rows are done). 256 x 2 in flight measured best: benchmarks/README.md.",
     )
     max_concurrent_batches: int = Field(
         2, ge=1, description="Batches in flight per replica (keeps the engine's queue full)."
@@ -119,7 +134,9 @@ class VLLMEngine(Engine):
     config: VLLMEngineConfig
     _pool = None
 
-    def engine_setup(self) -> tuple[dict[str, Any], list[dict[str, float]], str | None, dict[str, str]]:
+    def engine_setup(
+        self,
+    ) -> tuple[dict[str, Any], list[dict[str, float]], str | None, dict[str, str]]:
         """(vLLM engine kwargs, placement bundles, accelerator type, env) for one replica."""
         c = self.config
         device = c.resolved_device()
@@ -141,8 +158,10 @@ class VLLMEngine(Engine):
         # same, and a weak model cannot spend its whole token budget on newlines between keys
         # (seen with the tiny model). vLLM 0.32 ignores the per-request flag of that name; only
         # this engine-level setting works, and only with the xgrammar or guidance backends.
-        engine_kwargs["structured_outputs_config"] = {"backend": "xgrammar",
-                                                      "disable_any_whitespace": True}  # fmt: skip
+        engine_kwargs["structured_outputs_config"] = {
+            "backend": "xgrammar",
+            "disable_any_whitespace": True,
+        }
         engine_kwargs.update(c.engine_kwargs)
         if device == "cpu":
             # ray.data.llm's default bundle asks for a GPU and would wait forever on CPU nodes.
@@ -192,14 +211,18 @@ class VLLMEngine(Engine):
         processor = build_processor(self.processor_config(input_kind))
         self.starts += self.config.replicas
         ds = ds.map_batches(
-            _to_vllm_rows, fn_kwargs={"input_kind": input_kind}, batch_format="pyarrow",
+            _to_vllm_rows,
+            fn_kwargs={"input_kind": input_kind},
+            batch_format="pyarrow",
             num_cpus=0.25,
-        )  # fmt: skip
+        )
         ds = processor(ds)
         return ds.map_batches(
-            _from_vllm_rows, fn_kwargs={"model": self.model.name}, batch_format="pyarrow",
+            _from_vllm_rows,
+            fn_kwargs={"model": self.model.name},
+            batch_format="pyarrow",
             num_cpus=0.25,
-        )  # fmt: skip
+        )
 
     # -- lifetime "run": replicas that outlive one dataset (synth_ray.engines.vllm_pool) --
 
@@ -215,16 +238,22 @@ class VLLMEngine(Engine):
                 engine_kwargs.setdefault("distributed_executor_backend", "ray")
             if accelerator:
                 bundles = [dict(b, **{f"accelerator_type:{accelerator}": 0.001}) for b in bundles]
-            self._pool = ReplicaPool(self.model.source, engine_kwargs, replicas=c.replicas,
-                                     bundles=bundles, env=env)  # fmt: skip
+            self._pool = ReplicaPool(
+                self.model.source, engine_kwargs, replicas=c.replicas, bundles=bundles, env=env
+            )
             self.starts += c.replicas
         return ds.map_batches(
             call_replicas,
-            fn_kwargs={"handles": self._pool.handles, "input_kind": input_kind,
-                       "model": self.model.name},
-            batch_format="pyarrow", batch_size=_pool_batch_size(c, num_rows), num_cpus=0,
+            fn_kwargs={
+                "handles": self._pool.handles,
+                "input_kind": input_kind,
+                "model": self.model.name,
+            },
+            batch_format="pyarrow",
+            batch_size=_pool_batch_size(c, num_rows),
+            num_cpus=0,
             compute=TaskPoolStrategy(size=c.replicas * c.max_concurrent_batches),
-        )  # fmt: skip
+        )
 
     def close(self) -> None:
         if self._pool is not None:
@@ -245,13 +274,21 @@ def _pool_batch_size(c: VLLMEngineConfig, num_rows: int | None) -> int:
 # schema infers `null`), and Ray cannot concatenate those blocks.
 SAMPLING_PARAMS_TYPE = pa.struct(
     [
-        ("n", pa.int64()), ("temperature", pa.float64()), ("top_p", pa.float64()),
-        ("max_tokens", pa.int64()), ("seed", pa.int64()), ("stop", pa.list_(pa.string())),
-        ("presence_penalty", pa.float64()), ("frequency_penalty", pa.float64()),
+        ("n", pa.int64()),
+        ("temperature", pa.float64()),
+        ("top_p", pa.float64()),
+        ("max_tokens", pa.int64()),
+        ("seed", pa.int64()),
+        ("stop", pa.list_(pa.string())),
+        ("presence_penalty", pa.float64()),
+        ("frequency_penalty", pa.float64()),
         ("ignore_eos", pa.bool_()),
-        ("structured_outputs", pa.struct([("json", pa.string()), ("disable_any_whitespace", pa.bool_())])),
+        (
+            "structured_outputs",
+            pa.struct([("json", pa.string()), ("disable_any_whitespace", pa.bool_())]),
+        ),
     ]
-)  # fmt: skip
+)
 
 
 def _without_job_env(env: dict[str, str]) -> dict[str, str]:
@@ -269,7 +306,9 @@ def _without_job_env(env: dict[str, str]) -> dict[str, str]:
         job_env = (ray.get_runtime_context().runtime_env or {}).get("env_vars") or {}
     clash = {k: (v, job_env[k]) for k, v in env.items() if k in job_env and job_env[k] != v}
     if clash:
-        detail = ", ".join(f"{k}: engine wants {a!r}, job sets {b!r}" for k, (a, b) in clash.items())
+        detail = ", ".join(
+            f"{k}: engine wants {a!r}, job sets {b!r}" for k, (a, b) in clash.items()
+        )
         raise ValueError(f"engine.env conflicts with the job's runtime env ({detail})")
     return {k: v for k, v in env.items() if k not in job_env}
 
@@ -317,13 +356,20 @@ def _from_vllm_rows(batch: pa.Table, model: str) -> pa.Table:
     errors = [_classify_error(e) for e in batch.column("__inference_error__").to_pylist()]
     ctoks = [int(x or 0) for x in batch.column("num_generated_tokens").to_pylist()]
     ptoks = [int(x or 0) for x in batch.column("num_input_tokens").to_pylist()]
-    max_toks = [int(json.loads(s).get("max_tokens", 256)) for s in batch.column("sampling").to_pylist()]
-    texts = [t if e is None else "" for t, e in zip(batch.column("generated_text").to_pylist(), errors)]
-    engine_s = [max(0.0, float(x)) if x is not None else None for x in batch.column("time_taken_llm").to_pylist()]
+    max_toks = [
+        int(json.loads(s).get("max_tokens", 256)) for s in batch.column("sampling").to_pylist()
+    ]
+    texts = [
+        t if e is None else "" for t, e in zip(batch.column("generated_text").to_pylist(), errors)
+    ]
+    engine_s = [
+        max(0.0, float(x)) if x is not None else None
+        for x in batch.column("time_taken_llm").to_pylist()
+    ]
     drop = [c for c in batch.column_names if c in _RAY_LLM_OUTPUT_COLUMNS]
     batch = batch.drop_columns(drop)
     batch = batch.rename_columns(
-        [c[len(_STASH):] if c.startswith(_STASH) else c for c in batch.column_names]
+        [c[len(_STASH) :] if c.startswith(_STASH) else c for c in batch.column_names]
     )
     cols = {
         "completion": pa.array(texts, pa.string()),

@@ -76,10 +76,14 @@ class VLLMReplica:
                 final = out
             o = final.outputs[0]
             reason = o.finish_reason if o.finish_reason in ("stop", "length") else "stop"
-            return {"completion": o.text, "finish_reason": reason,
-                    "prompt_tokens": len(final.prompt_token_ids or []),
-                    "completion_tokens": len(o.token_ids), "error": None,
-                    "engine_s": time.perf_counter() - t0}  # fmt: skip
+            return {
+                "completion": o.text,
+                "finish_reason": reason,
+                "prompt_tokens": len(final.prompt_token_ids or []),
+                "completion_tokens": len(o.token_ids),
+                "error": None,
+                "engine_s": time.perf_counter() - t0,
+            }
         except Exception as exc:  # per-request failure: an error row, the batch goes on
             from vllm.exceptions import VLLMClientError
             from vllm.v1.engine.exceptions import EngineDeadError
@@ -89,9 +93,14 @@ class VLLMReplica:
             # The request itself is wrong (too long for the context, bad parameters): final.
             final = isinstance(exc, (VLLMClientError, ValueError, TypeError))
             error = (INVALID_REQUEST if final else "") + f"{type(exc).__name__}: {exc}"
-            return {"completion": "", "finish_reason": "error", "prompt_tokens": 0,
-                    "completion_tokens": 0, "error": error[:2000],
-                    "engine_s": time.perf_counter() - t0}  # fmt: skip
+            return {
+                "completion": "",
+                "finish_reason": "error",
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "error": error[:2000],
+                "engine_s": time.perf_counter() - t0,
+            }
 
     async def generate(self, batch: pa.Table, input_kind: str) -> dict[str, list]:
         import asyncio
@@ -141,15 +150,24 @@ def call_replicas(batch: pa.Table, handles: list, input_kind: str, model: str) -
     for name in list(_RESULT_TYPES) + ["model"]:
         if name in batch.column_names:
             batch = batch.drop_columns([name])
-        batch = batch.append_column(name, pa.array(result[name], _RESULT_TYPES.get(name, pa.string())))
+        batch = batch.append_column(
+            name, pa.array(result[name], _RESULT_TYPES.get(name, pa.string()))
+        )
     return batch
 
 
 class ReplicaPool:
     """``replicas`` VLLMReplica actors, each in its own placement group; lives until ``close``."""
 
-    def __init__(self, model_source: str, engine_kwargs: dict[str, Any], *, replicas: int,
-                 bundles: list[dict[str, float]], env: dict[str, str]):  # fmt: skip
+    def __init__(
+        self,
+        model_source: str,
+        engine_kwargs: dict[str, Any],
+        *,
+        replicas: int,
+        bundles: list[dict[str, float]],
+        env: dict[str, str],
+    ):
         import ray
         from ray.util.placement_group import placement_group
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy

@@ -36,7 +36,9 @@ def _write(path: Path, rows: list[dict]) -> None:
     if path.suffix == ".parquet":
         pq.write_table(pa.Table.from_pylist(rows), path)
     else:
-        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        path.write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+        )
 
 
 def rejects_path(out: Path) -> Path:
@@ -50,15 +52,27 @@ def dedup(src: str, dst: str, field: str = "instruction", threshold: float = 0.7
     for row in rows:
         text = row.get(field) if isinstance(row, dict) else None
         if not isinstance(text, str):
-            rejects.append({**(row if isinstance(row, dict) else {"value": row}),
-                            "reason": f"missing_or_not_string:{field}", "nearest": None, "rouge_l": None})
+            rejects.append(
+                {
+                    **(row if isinstance(row, dict) else {"value": row}),
+                    "reason": f"missing_or_not_string:{field}",
+                    "nearest": None,
+                    "rouge_l": None,
+                }
+            )
             continue
         d = index.add_detailed([text])[0]
         if d.kept:
             kept.append(row)
         else:
-            rejects.append({**row, "reason": "rouge_l_above_threshold", "nearest": d.nearest_text,
-                            "rouge_l": d.score})
+            rejects.append(
+                {
+                    **row,
+                    "reason": "rouge_l_above_threshold",
+                    "nearest": d.nearest_text,
+                    "rouge_l": d.score,
+                }
+            )
     _write(Path(dst), kept)
     _write(rejects_path(Path(dst)), rejects)
     return {"input": len(rows), "kept": len(kept), "rejected": len(rejects), "threshold": threshold}

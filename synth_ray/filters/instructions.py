@@ -51,14 +51,29 @@ __all__ = [
 ]
 
 SELF_INSTRUCT_BLOCKLIST: tuple[str, ...] = (
-    "image", "images", "graph", "graphs", "picture", "pictures", "file", "files",
-    "map", "maps", "draw", "plot", "go to",
-)  # fmt: skip
+    "image",
+    "images",
+    "graph",
+    "graphs",
+    "picture",
+    "pictures",
+    "file",
+    "files",
+    "map",
+    "maps",
+    "draw",
+    "plot",
+    "go to",
+)
 """Keywords of yizhongw/self-instruct ``bootstrap_instructions.py`` (what a text model can't do)."""
 
 ALPACA_BLOCKLIST: tuple[str, ...] = SELF_INSTRUCT_BLOCKLIST + (
-    "video", "audio", "music", "flowchart", "diagram",
-)  # fmt: skip
+    "video",
+    "audio",
+    "music",
+    "flowchart",
+    "diagram",
+)
 """Keywords of tatsu-lab/stanford_alpaca ``generate_instruction.py``: Self-Instruct's plus five."""
 
 _WS = re.compile(r"\s+")

@@ -74,7 +74,9 @@ def _popcount(x: np.uint64) -> np.int64:  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, inline="always")
-def _fmeasure(lcs: np.int64, n_target: np.int64, n_prediction: np.int64) -> float:  # pragma: no cover
+def _fmeasure(
+    lcs: np.int64, n_target: np.int64, n_prediction: np.int64
+) -> float:  # pragma: no cover
     # rouge_scorer._score_lcs + scoring.fmeasure (callers guarantee both lengths > 0).
     if lcs == 0:
         return 0.0
@@ -319,7 +321,9 @@ class NoveltyIndex:
         n_pool = len(self._texts)
         if n_pool == 0:
             return -1, 0.0
-        j, f = _scan(ids, self._toks, self._offs, self._lens, n_pool, self._row_of, self._mask_of, scores)
+        j, f = _scan(
+            ids, self._toks, self._offs, self._lens, n_pool, self._row_of, self._mask_of, scores
+        )
         return int(j), float(f)
 
     def _append(self, text: str, tokens: list[str]) -> None:

@@ -35,7 +35,9 @@ class NoveltyPool:
 
         # One CPU-less actor: the ROUGE-L scan is fast (benchmarks/novelty.py) and runs between
         # generation calls, so it needs no reserved core.
-        self._actor = ray.remote(num_cpus=0)(_NoveltyPoolActor).remote(float(threshold), list(seeds))
+        self._actor = ray.remote(num_cpus=0)(_NoveltyPoolActor).remote(
+            float(threshold), list(seeds)
+        )
 
     def add_detailed(self, texts: list[str]) -> list[dict]:
         import ray

@@ -18,7 +18,7 @@ def absolute(path: str) -> str:
     if is_uri(path):
         return path
     if path.startswith("file://"):
-        path = path[len("file://"):]
+        path = path[len("file://") :]
     return str(Path(path).expanduser().resolve())
 
 
@@ -79,11 +79,12 @@ def list_files(path: str, suffixes: tuple[str, ...] | None = None) -> list[str]:
         return [prefix + p if prefix else p]
     infos = fs.get_file_info(pafs.FileSelector(p, recursive=True))
     files = sorted(
-        i.path for i in infos
-        if i.type == pafs.FileType.File and not any(
-            part.startswith((".", "_")) for part in i.path[len(p):].split("/") if part
-        ) and _ok(i.path, suffixes)
-    )  # fmt: skip
+        i.path
+        for i in infos
+        if i.type == pafs.FileType.File
+        and not any(part.startswith((".", "_")) for part in i.path[len(p) :].split("/") if part)
+        and _ok(i.path, suffixes)
+    )
     return [prefix + f if prefix else f for f in files]
 
 

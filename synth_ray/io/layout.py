@@ -29,7 +29,7 @@ class OutputLayout:
     root: str
 
     @classmethod
-    def at(cls, output_dir: str) -> "OutputLayout":
+    def at(cls, output_dir: str) -> OutputLayout:
         return cls(fs.absolute(output_dir))
 
     def sub(self, name: str) -> str:
@@ -68,7 +68,9 @@ def read_parquet_dir(path: str, columns: list[str] | None = None) -> pa.Table | 
             missing = [c for c in columns or () if c not in pf.schema_arrow.names]
             t = None if missing else pf.read(columns=columns)
         except (pa.ArrowInvalid, OSError) as exc:
-            log.warning("unreadable output file %s (%s): moved aside, its rows will be redone", f, exc)
+            log.warning(
+                "unreadable output file %s (%s): moved aside, its rows will be redone", f, exc
+            )
             fsys, p = fs.filesystem(f)
             fsys.move(p, p + ".corrupt")
             continue

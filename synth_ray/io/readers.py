@@ -82,8 +82,13 @@ def _check_doc(obj, source: str, line: int | None, opts: ReadOptions, fallback_i
     if isinstance(obj, dict) and opts.id_field and obj.get(opts.id_field) is not None:
         doc_id = str(obj[opts.id_field])
     rid = doc_id or fallback_id
-    bad = lambda reason, detail="": (None, reject(  # noqa: E731
-        source, reason, stage="read", line=line, id=rid, detail=detail))
+
+    def bad(reason, detail=""):
+        return (
+            None,
+            reject(source, reason, stage="read", line=line, id=rid, detail=detail),
+        )
+
     if not isinstance(obj, dict):
         return bad("not_an_object", f"a JSON {type(obj).__name__}, expected an object")
     if opts.text_field not in obj or obj[opts.text_field] is None:
@@ -118,21 +123,44 @@ def _parse_jsonl_files(batch: pa.Table, opts: ReadOptions) -> pa.Table:
                 continue  # blank lines (e.g. the final newline) are not rows
             fallback = f"{name}:{lineno}"
             if len(raw) > max_line:
-                rejects.append(reject(path, "too_large", stage="read", line=lineno, id=fallback,
-                                      detail=f"line of {len(raw)} bytes"))  # fmt: skip
+                rejects.append(
+                    reject(
+                        path,
+                        "too_large",
+                        stage="read",
+                        line=lineno,
+                        id=fallback,
+                        detail=f"line of {len(raw)} bytes",
+                    )
+                )
                 continue
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                rejects.append(reject(path, "invalid_utf8", stage="read", line=lineno,
-                                      id=fallback, detail=f"{exc.reason} at byte {exc.start}"))  # fmt: skip
+                rejects.append(
+                    reject(
+                        path,
+                        "invalid_utf8",
+                        stage="read",
+                        line=lineno,
+                        id=fallback,
+                        detail=f"{exc.reason} at byte {exc.start}",
+                    )
+                )
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                rejects.append(reject(path, "malformed_json", stage="read", line=lineno,
-                                      id=fallback, detail=f"{exc.msg} (col {exc.colno}): "
-                                      f"{line[:120]}"))  # fmt: skip
+                rejects.append(
+                    reject(
+                        path,
+                        "malformed_json",
+                        stage="read",
+                        line=lineno,
+                        id=fallback,
+                        detail=f"{exc.msg} (col {exc.colno}): {line[:120]}",
+                    )
+                )
                 continue
             doc, rej = _check_doc(obj, path, lineno, opts, fallback)
             (docs.append(doc) if doc else rejects.append(rej))

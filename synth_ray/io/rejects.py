@@ -29,10 +29,23 @@ REJECT_SCHEMA = pa.schema(
 REJECT_KEY = ["source", "line", "id", "stage", "reason"]
 
 
-def reject(source: str, reason: str, *, stage: str, line: int | None = None,
-           id: str | None = None, detail: str = "") -> dict:  # fmt: skip
-    return {"source": source, "line": line, "id": id, "stage": stage, "reason": reason,
-            "detail": detail[:500]}  # fmt: skip
+def reject(
+    source: str,
+    reason: str,
+    *,
+    stage: str,
+    line: int | None = None,
+    id: str | None = None,
+    detail: str = "",
+) -> dict:
+    return {
+        "source": source,
+        "line": line,
+        "id": id,
+        "stage": stage,
+        "reason": reason,
+        "detail": detail[:500],
+    }
 
 
 def write_rejects(rejects_dir: str, rows: list[dict], prefix: str) -> str | None:

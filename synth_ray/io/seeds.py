@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
-def load_jsonl_records(path: str | None, package: str, default_name: str,
-                       problem: Callable[[Any], str | None]) -> list[dict]:  # fmt: skip
+def load_jsonl_records(
+    path: str | None, package: str, default_name: str, problem: Callable[[Any], str | None]
+) -> list[dict]:
     """Records of ``path`` (default: ``default_name`` shipped in ``package``).
 
     Blank lines are skipped; a line that is not JSON, or for which ``problem(record)`` returns

@@ -32,9 +32,6 @@ class ResolvedModel:
         return self.spec
 
 
-
-
-
 def resolve_model(spec: str) -> ResolvedModel:
     if not spec or not spec.strip():
         raise ModelNotFoundError("model: empty model name")
@@ -63,7 +60,7 @@ def resolve_model(spec: str) -> ResolvedModel:
         from transformers import AutoConfig
 
         AutoConfig.from_pretrained(spec)
-    except Exception as exc:  # noqa: BLE001 - any failure means "not loadable"
+    except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelNotFoundError(
             f"model {spec!r} not found: looked for {looked[0]} and for the Hugging Face Hub "
@@ -92,6 +89,6 @@ def model_revision(source: str, revision: str | None = None) -> str:
         from transformers import AutoConfig
 
         commit = getattr(AutoConfig.from_pretrained(source), "_commit_hash", None)
-    except Exception:  # noqa: BLE001 - reporting only
+    except Exception:
         commit = None
     return commit or "unknown"

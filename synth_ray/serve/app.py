@@ -65,8 +65,9 @@ def load_token(auth: AuthConfig) -> str | None:
     if token:
         return token
     if auth.required:
-        raise ValueError(f"auth.required is true but neither auth.token_file nor "
-                         f"${auth.token_env} gives a token")  # fmt: skip
+        raise ValueError(
+            f"auth.required is true but neither auth.token_file nor ${auth.token_env} gives a token"
+        )
     return None
 
 
@@ -91,8 +92,11 @@ class Guard:
             scheme, _, value = given.partition(b" ")
             if scheme.lower() != b"bearer" or not hmac.compare_digest(value.strip(), self.token):
                 why = "missing bearer token" if not given else "invalid bearer token"
-                return await _error(401, f"{why}: send 'Authorization: Bearer <token>'",
-                                    {"WWW-Authenticate": "Bearer"})(scope, receive, send)  # fmt: skip
+                return await _error(
+                    401,
+                    f"{why}: send 'Authorization: Bearer <token>'",
+                    {"WWW-Authenticate": "Bearer"},
+                )(scope, receive, send)
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
             return await self._too_large(scope, receive, send, int(declared))
@@ -109,14 +113,18 @@ class Guard:
             try:
                 json.loads(body)
             except UnicodeDecodeError as exc:
-                return await _error(400, f"body is not UTF-8 JSON: {exc.reason} at byte "
-                                         f"{exc.start}")(scope, receive, send)  # fmt: skip
+                return await _error(
+                    400, f"body is not UTF-8 JSON: {exc.reason} at byte {exc.start}"
+                )(scope, receive, send)
             except ValueError as exc:
                 return await _error(400, f"body is not valid JSON: {exc}")(scope, receive, send)
             # A JSON-only API: the body was just parsed as JSON, so it is read as JSON whatever
             # its declared type (`curl -d` declares application/x-www-form-urlencoded).
-            scope = dict(scope, headers=[(k, v) for k, v in scope["headers"] if k.lower() != b"content-type"]
-                         + [(b"content-type", b"application/json")])  # fmt: skip
+            scope = dict(
+                scope,
+                headers=[(k, v) for k, v in scope["headers"] if k.lower() != b"content-type"]
+                + [(b"content-type", b"application/json")],
+            )
         replayed = False
 
         async def replay():
@@ -129,8 +137,11 @@ class Guard:
         return await self.app(scope, replay, send)
 
     async def _too_large(self, scope, receive, send, size: int):
-        return await _error(413, f"request body of {size}+ bytes is over the limit of "
-                                 f"{self.max_body} bytes (limits.max_body_bytes)")(scope, receive, send)  # fmt: skip
+        return await _error(
+            413,
+            f"request body of {size}+ bytes is over the limit of "
+            f"{self.max_body} bytes (limits.max_body_bytes)",
+        )(scope, receive, send)
 
 
 @app.exception_handler(RequestValidationError)
@@ -164,23 +175,33 @@ class Ingress:
         app.middleware_stack = None  # (re)built on the next request, with the guard
         app.user_middleware.clear()
         app.add_middleware(Guard, token=token, max_body_bytes=c.limits.max_body_bytes)
-        log.info("scoring ingress: auth %s, reward %s, judge %s",
-                 "on" if token else "off", "on" if reward else "off", "on" if judge else "off")  # fmt: skip
+        log.info(
+            "scoring ingress: auth %s, reward %s, judge %s",
+            "on" if token else "off",
+            "on" if reward else "off",
+            "on" if judge else "off",
+        )
 
     # -- limits -----------------------------------------------------------------------------
 
     def _check_count(self, n: int) -> None:
         if n > self.limits.max_items:
-            raise HTTPException(413, f"items: {n} items, over the limit of "
-                                     f"{self.limits.max_items} per request (limits.max_items)")  # fmt: skip
+            raise HTTPException(
+                413,
+                f"items: {n} items, over the limit of "
+                f"{self.limits.max_items} per request (limits.max_items)",
+            )
 
     def _text(self, value: str, field: str) -> tuple[str, bool]:
         limit = self.limits.max_text_chars
         if len(value) <= limit:
             return value, False
         if self.limits.over_long == "refuse":
-            raise HTTPException(413, f"{field}: {len(value)} characters, over the limit of "
-                                     f"{limit} (limits.max_text_chars)")  # fmt: skip
+            raise HTTPException(
+                413,
+                f"{field}: {len(value)} characters, over the limit of "
+                f"{limit} (limits.max_text_chars)",
+            )
         return value[:limit], True
 
     async def _call(self, what: str, handle_call):
@@ -191,12 +212,16 @@ class Ingress:
         try:
             return await handle_call
         except BackPressureError:
-            raise HTTPException(503, f"{what} is overloaded; retry later",
-                                {"Retry-After": RETRY_AFTER_S}) from None  # fmt: skip
+            raise HTTPException(
+                503, f"{what} is overloaded; retry later", {"Retry-After": RETRY_AFTER_S}
+            ) from None
         except (RayActorError, DeploymentUnavailableError) as exc:
             log.warning("%s unavailable: %s", what, type(exc).__name__)
-            raise HTTPException(503, f"{what} replica unavailable ({type(exc).__name__}); "
-                                     "retry later", {"Retry-After": RETRY_AFTER_S}) from None  # fmt: skip
+            raise HTTPException(
+                503,
+                f"{what} replica unavailable ({type(exc).__name__}); retry later",
+                {"Retry-After": RETRY_AFTER_S},
+            ) from None
         except RayTaskError as exc:
             # The scorer's engine died under the request (vLLM EngineDeadError): its health
             # check now fails and Serve replaces the replica. Anything else is a bug: 500.
@@ -204,8 +229,11 @@ class Ingress:
             if cause not in ("EngineDeadError", "EngineGenerateError"):
                 raise
             log.warning("%s engine dead: %s", what, cause)
-            raise HTTPException(503, f"{what} engine restarting ({cause}); retry later",
-                                {"Retry-After": RETRY_AFTER_S}) from None  # fmt: skip
+            raise HTTPException(
+                503,
+                f"{what} engine restarting ({cause}); retry later",
+                {"Retry-After": RETRY_AFTER_S},
+            ) from None
 
     def _pairs(self, items: list[S.PairItem]) -> tuple[list[tuple[str, str]], list[bool]]:
         """(prompt, response) texts within the limits, and which of them were truncated."""
@@ -231,8 +259,10 @@ class Ingress:
         self._check_count(len(body.items))
         pairs, cut = self._pairs(body.items)
         out = await self._call("reward model", handle.score.remote([("pair", p) for p in pairs]))
-        results = [S.RewardScore(score=s["score"], tokens=s["tokens"],
-                                 truncated=s["truncated"] or c) for s, c in zip(out["results"], cut)]  # fmt: skip
+        results = [
+            S.RewardScore(score=s["score"], tokens=s["tokens"], truncated=s["truncated"] or c)
+            for s, c in zip(out["results"], cut)
+        ]
         return S.RewardReply(model=out["model"], revision=out["revision"], results=results)
 
     @app.post("/get_reward", response_model=S.OpenRLHFReply, responses=ERRORS)
@@ -252,13 +282,17 @@ class Ingress:
         handle = self._need(self.judge, "judge")
         self._check_count(len(body.items))
         if body.samples and body.samples > self.limits.max_samples:
-            raise HTTPException(422, f"samples: {body.samples} is over the limit of "
-                                     f"{self.limits.max_samples} (limits.max_samples)")  # fmt: skip
+            raise HTTPException(
+                422,
+                f"samples: {body.samples} is over the limit of "
+                f"{self.limits.max_samples} (limits.max_samples)",
+            )
         pairs, cut = self._pairs(body.items)
         out = await self._call("judge", handle.judge.remote(body.rubric, pairs, body.samples))
         results = [S.JudgeResult(**v, truncated=c) for v, c in zip(out["results"], cut)]
-        return S.JudgeReply(model=out["model"], revision=out["revision"], rubric=body.rubric,
-                            results=results)  # fmt: skip
+        return S.JudgeReply(
+            model=out["model"], revision=out["revision"], rubric=body.rubric, results=results
+        )
 
     @app.post("/v1/compare", response_model=S.CompareReply, responses=ERRORS)
     async def compare_route(self, body: S.CompareRequest) -> S.CompareReply:
@@ -268,14 +302,17 @@ class Ingress:
         principle, _ = self._text(body.principle, "principle")
         items, cut = [], []
         for i, it in enumerate(body.items):
-            fields = [self._text(getattr(it, f), f"items.{i}.{f}")
-                      for f in ("prompt", "response_a", "response_b")]  # fmt: skip
+            fields = [
+                self._text(getattr(it, f), f"items.{i}.{f}")
+                for f in ("prompt", "response_a", "response_b")
+            ]
             items.append(tuple(v for v, _ in fields))
             cut.append(any(t for _, t in fields))
         out = await self._call("judge", handle.compare.remote(principle, items))
         results = [S.CompareResult(**o, truncated=c) for o, c in zip(out["results"], cut)]
-        return S.CompareReply(model=out["model"], revision=out["revision"], principle=principle,
-                              results=results)  # fmt: skip
+        return S.CompareReply(
+            model=out["model"], revision=out["revision"], principle=principle, results=results
+        )
 
     @app.get("/healthz", response_model=S.Health)
     async def healthz(self):
@@ -289,12 +326,15 @@ class Ingress:
             try:
                 await asyncio.wait_for(handle.model_info.remote(), timeout=5)
                 components[name] = "ok"
-            except Exception as exc:  # noqa: BLE001 - any failure is "unavailable"
+            except Exception as exc:
                 components[name] = f"unavailable: {type(exc).__name__}"
         ok = all(v == "ok" for v in components.values())
         body = {"status": "ok" if ok else "unavailable", "components": components}
-        return JSONResponse(body, status_code=200 if ok else 503,
-                            headers=None if ok else {"Retry-After": RETRY_AFTER_S})  # fmt: skip
+        return JSONResponse(
+            body,
+            status_code=200 if ok else 503,
+            headers=None if ok else {"Retry-After": RETRY_AFTER_S},
+        )
 
 
 def build_app(args: dict[str, Any] | None = None):

@@ -36,8 +36,10 @@ class RewardModelConfig(StrictModel):
         0.005, ge=0, description="How long a batch waits for more items before it runs."
     )
     max_length: int = Field(
-        2048, ge=8, description="Tokens per (prompt, response) at most; longer inputs are "
-        "truncated keeping the start (as the reward trainer truncates), flagged `truncated`."
+        2048,
+        ge=8,
+        description="Tokens per (prompt, response) at most; longer inputs are "
+        "truncated keeping the start (as the reward trainer truncates), flagged `truncated`.",
     )
     dtype: Literal["float32", "bfloat16", "float16"] = Field(
         "float32", description="Weights dtype (float32 on CPU)."
@@ -60,16 +62,20 @@ class JudgeConfig(StrictModel):
         "ray_actor_options in the Serve config.",
     )
     temperature: float = Field(
-        0.7, ge=0, description="Sampling temperature of the judgements (several samples are "
-        "averaged, so they must differ)."
+        0.7,
+        ge=0,
+        description="Sampling temperature of the judgements (several samples are "
+        "averaged, so they must differ).",
     )
     top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling of the judgements.")
     max_tokens: int = Field(
         256, ge=8, description="Tokens per judgement (the rubrics ask for <= 100 words + score)."
     )
     default_samples: int = Field(
-        3, ge=1, description="Judgements averaged per item when a request does not say "
-        "(Self-Rewarding scores each response three times)."
+        3,
+        ge=1,
+        description="Judgements averaged per item when a request does not say "
+        "(Self-Rewarding scores each response three times).",
     )
     guided_format: bool = Field(
         False,

@@ -28,8 +28,12 @@ from synth_ray.serve.config import JudgeConfig
 from synth_ray.stages import rubrics
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 1}, max_ongoing_requests=32,
-                  health_check_period_s=10, health_check_timeout_s=30)  # fmt: skip
+@serve.deployment(
+    ray_actor_options={"num_cpus": 1},
+    max_ongoing_requests=32,
+    health_check_period_s=10,
+    health_check_timeout_s=30,
+)
 class Judge:
     def __init__(self, config: dict[str, Any]):
         from transformers import AutoTokenizer
@@ -68,37 +72,58 @@ class Judge:
         from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
         c = self.config
-        structured = (StructuredOutputsParams(regex=rubric.guided_regex())
-                      if c.guided_format else None)  # fmt: skip
-        return SamplingParams(n=samples, temperature=c.temperature, top_p=c.top_p,
-                              max_tokens=c.max_tokens, seed=seed, structured_outputs=structured,
-                              output_kind=RequestOutputKind.FINAL_ONLY)  # fmt: skip
+        structured = (
+            StructuredOutputsParams(regex=rubric.guided_regex()) if c.guided_format else None
+        )
+        return SamplingParams(
+            n=samples,
+            temperature=c.temperature,
+            top_p=c.top_p,
+            max_tokens=c.max_tokens,
+            seed=seed,
+            structured_outputs=structured,
+            output_kind=RequestOutputKind.FINAL_ONLY,
+        )
 
-    async def _judge_one(self, rubric: rubrics.Rubric, prompt: str, response: str, samples: int,
-                         seed: int | None) -> dict[str, Any]:  # fmt: skip
+    async def _judge_one(
+        self, rubric: rubrics.Rubric, prompt: str, response: str, samples: int, seed: int | None
+    ) -> dict[str, Any]:
         text = self.tokenizer.apply_chat_template(
             rubric.messages(prompt, response), tokenize=False, add_generation_prompt=True
         )
         try:
             final = await self._run(text, self._judge_params(rubric, samples, seed))
-        except Exception as exc:  # noqa: BLE001 - the item fails, not the request
+        except Exception as exc:
             if _engine_dead(exc):
                 raise
-            return {"score": None, "samples": [None] * samples, "reasoning": [],
-                    "reason": f"judge request refused: {type(exc).__name__}: {str(exc)[:300]}"}  # fmt: skip
-        verdict = rubrics.aggregate([rubrics.parse_judgement(o.text, rubric) for o in final.outputs])
-        return {"score": verdict.score, "samples": verdict.samples,
-                "reasoning": verdict.reasoning, "reason": verdict.reason}  # fmt: skip
+            return {
+                "score": None,
+                "samples": [None] * samples,
+                "reasoning": [],
+                "reason": f"judge request refused: {type(exc).__name__}: {str(exc)[:300]}",
+            }
+        verdict = rubrics.aggregate(
+            [rubrics.parse_judgement(o.text, rubric) for o in final.outputs]
+        )
+        return {
+            "score": verdict.score,
+            "samples": verdict.samples,
+            "reasoning": verdict.reasoning,
+            "reason": verdict.reason,
+        }
 
-    async def judge(self, rubric_name: str, items: list[tuple[str, str]],
-                    samples: int | None = None) -> dict[str, Any]:  # fmt: skip
+    async def judge(
+        self, rubric_name: str, items: list[tuple[str, str]], samples: int | None = None
+    ) -> dict[str, Any]:
         rubric = rubrics.get_rubric(rubric_name)
         n = samples or self.config.default_samples
         base = self.config.seed
-        results = await asyncio.gather(*(
-            self._judge_one(rubric, p, r, n, None if base is None else base + i * n)
-            for i, (p, r) in enumerate(items)
-        ))  # fmt: skip
+        results = await asyncio.gather(
+            *(
+                self._judge_one(rubric, p, r, n, None if base is None else base + i * n)
+                for i, (p, r) in enumerate(items)
+            )
+        )
         return {**self.info, "results": list(results)}
 
     # -- Constitutional AI pairwise feedback ------------------------------------------------
@@ -117,8 +142,12 @@ class Judge:
             n += 1
         if n == len(full):
             raise ValueError(f"option {option!r} adds no tokens after the prompt")
-        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0,
-                                output_kind=RequestOutputKind.FINAL_ONLY)  # fmt: skip
+        params = SamplingParams(
+            max_tokens=1,
+            temperature=0.0,
+            prompt_logprobs=0,
+            output_kind=RequestOutputKind.FINAL_ONLY,
+        )
         final = await self._run(TokensPrompt(prompt_token_ids=full), params)
         total = 0.0
         for pos in range(max(n, 1), len(full)):
@@ -128,16 +157,29 @@ class Judge:
     async def _compare_one(self, principle: str, prompt: str, a: str, b: str) -> dict[str, Any]:
         prefix = rubrics.compare_prompt(principle, prompt, a, b)
         try:
-            la, lb = await asyncio.gather(*(self._option_logprob(prefix, o) for o in rubrics.OPTIONS))
-        except Exception as exc:  # noqa: BLE001
+            la, lb = await asyncio.gather(
+                *(self._option_logprob(prefix, o) for o in rubrics.OPTIONS)
+            )
+        except Exception as exc:
             if _engine_dead(exc):
                 raise
-            return {"p_a": None, "p_b": None, "logprob_a": None, "logprob_b": None,
-                    "preferred": None,
-                    "reason": f"compare request refused: {type(exc).__name__}: {str(exc)[:300]}"}  # fmt: skip
+            return {
+                "p_a": None,
+                "p_b": None,
+                "logprob_a": None,
+                "logprob_b": None,
+                "preferred": None,
+                "reason": f"compare request refused: {type(exc).__name__}: {str(exc)[:300]}",
+            }
         pa, pb = rubrics.option_probabilities(la, lb)
-        return {"p_a": pa, "p_b": pb, "logprob_a": la, "logprob_b": lb,
-                "preferred": "A" if pa >= pb else "B", "reason": None}  # fmt: skip
+        return {
+            "p_a": pa,
+            "p_b": pb,
+            "logprob_a": la,
+            "logprob_b": lb,
+            "preferred": "A" if pa >= pb else "B",
+            "reason": None,
+        }
 
     async def compare(self, principle: str, items: list[tuple[str, str, str]]) -> dict[str, Any]:
         results = await asyncio.gather(*(self._compare_one(principle, *it) for it in items))

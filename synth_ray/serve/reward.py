@@ -19,8 +19,12 @@ from ray import serve
 from synth_ray.serve.config import RewardModelConfig
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 1}, max_ongoing_requests=64,
-                  health_check_period_s=10, health_check_timeout_s=30)  # fmt: skip
+@serve.deployment(
+    ray_actor_options={"num_cpus": 1},
+    max_ongoing_requests=64,
+    health_check_period_s=10,
+    health_check_timeout_s=30,
+)
 class RewardModel:
     def __init__(self, config: dict[str, Any]):
         from synth_ray.engines.reward_model import RewardScorer
@@ -29,8 +33,9 @@ class RewardModel:
         c = RewardModelConfig.model_validate(config)
         self.config = c
         resolved = resolve_model(c.model)
-        self.scorer = RewardScorer(resolved.source, max_length=c.max_length, dtype=c.dtype,
-                                   torch_threads=c.torch_threads)  # fmt: skip
+        self.scorer = RewardScorer(
+            resolved.source, max_length=c.max_length, dtype=c.dtype, torch_threads=c.torch_threads
+        )
         self.info = {"model": c.model, "revision": model_revision(resolved.source, c.revision)}
         self._score_batch.set_max_batch_size(c.max_batch_size)
         self._score_batch.set_batch_wait_timeout_s(c.batch_wait_timeout_s)
@@ -61,8 +66,12 @@ class RewardModel:
         return self._forward(items)
 
     def _forward(self, items: list[tuple[str, Any]]) -> list[dict[str, Any]]:
-        seqs = [self.scorer.tokens_for_pair(*payload) if kind == "pair"
-                else self.scorer.tokens_for_text(payload) for kind, payload in items]  # fmt: skip
+        seqs = [
+            self.scorer.tokens_for_pair(*payload)
+            if kind == "pair"
+            else self.scorer.tokens_for_text(payload)
+            for kind, payload in items
+        ]
         try:
             results = self.scorer.score_ids(seqs)
         except RuntimeError as exc:  # a broken device/model: let the health check replace us

@@ -25,8 +25,12 @@ from synth_ray.config import ConfigError, format_validation_error
 OUR_IMPORT_PATH = "synth_ray.serve.app:build_app"
 
 
-def load_serve_config(path: str | Path, host: str | None = None, port: int | None = None,
-                      set_args: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
+def load_serve_config(
+    path: str | Path,
+    host: str | None = None,
+    port: int | None = None,
+    set_args: list[str] | None = None,
+) -> dict[str, Any]:
     """The Serve config file as a dict, overrides applied, fully validated (``ConfigError``)."""
     from pydantic import ValidationError
     from ray.serve.schema import ServeDeploySchema
@@ -61,12 +65,15 @@ def load_serve_config(path: str | Path, host: str | None = None, port: int | Non
         try:
             cfg = ServeAppConfig.model_validate(args)
         except ValidationError as exc:
-            raise ConfigError(format_validation_error(
-                exc, f"{path}: applications.{i} ({app.get('name')}) args")) from None  # fmt: skip
+            raise ConfigError(
+                format_validation_error(exc, f"{path}: applications.{i} ({app.get('name')}) args")
+            ) from None
         _resolve_models(cfg, f"{path}: applications.{i} ({app.get('name')}) args")
         # A scorer switched off (`reward: null`, `judge: null`) has no deployment: drop its
         # options, or Serve refuses the whole application ("Deployment ... does not exist").
-        absent = {n for n, part in (("RewardModel", cfg.reward), ("Judge", cfg.judge)) if part is None}
+        absent = {
+            n for n, part in (("RewardModel", cfg.reward), ("Judge", cfg.judge)) if part is None
+        }
         if absent and app.get("deployments"):
             app["deployments"] = [d for d in app["deployments"] if d.get("name") not in absent]
     return data
@@ -101,8 +108,7 @@ def deploy(config: dict[str, Any], address: str | None = None, timeout_s: float 
             ray.init(address=address, namespace="serve")
         else:
             init_local_ray(namespace="serve")
-    serve.start(http_options=schema.http_options.model_dump(),
-                proxy_location=schema.proxy_location)  # fmt: skip
+    serve.start(http_options=schema.http_options.model_dump(), proxy_location=schema.proxy_location)
     from ray.serve.context import _get_global_client
 
     _get_global_client().deploy_apps(schema, _blocking=False)

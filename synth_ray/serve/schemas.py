@@ -97,8 +97,11 @@ class OpenRLHFRequest(BaseModel):
     """OpenRLHF's remote reward model body (``--remote_rm_url``): full texts in ``query``."""
 
     model_config = ConfigDict(extra="allow")
-    query: list[str] = Field(min_length=1, description="Full sequences (prompt + response) "
-                             "already in the policy's chat format, scored as given.")  # fmt: skip
+    query: list[str] = Field(
+        min_length=1,
+        description="Full sequences (prompt + response) "
+        "already in the policy's chat format, scored as given.",
+    )
     prompts: list[str] | None = Field(None, description="Ignored (OpenRLHF sends it).")
     labels: list[Any] | None = Field(None, description="Ignored (OpenRLHF sends it).")
 

@@ -36,7 +36,10 @@ def _boundary(text: str, offs: list[tuple[int, int]], s: int, e: int) -> int:
         end = offs[i - 1][1]
         prev = text[end - 1] if end > 0 else ""
         nxt = text[end] if end < len(text) else " "
-        if (prev in _SENTENCE_END or (prev in "\"')]" and end > 1 and text[end - 2] in _SENTENCE_END)) and nxt.isspace():
+        if (
+            prev in _SENTENCE_END
+            or (prev in "\"')]" and end > 1 and text[end - 2] in _SENTENCE_END)
+        ) and nxt.isspace():
             return i
     for i in range(e, lo - 1, -1):  # else a word boundary
         end = offs[i - 1][1]
@@ -95,7 +98,13 @@ def chunk_documents(batch: pa.Table, tokenizer: str, max_tokens: int) -> pa.Tabl
     ):
         for k, (chunk, n) in enumerate(chunk_text(text, tok, max_tokens)):
             rows.append(
-                {"doc_id": doc_id, "source": source, "chunk_id": f"{doc_id}#{k}",
-                 "chunk_index": k, "chunk_text": chunk, "chunk_tokens": n}  # fmt: skip
+                {
+                    "doc_id": doc_id,
+                    "source": source,
+                    "chunk_id": f"{doc_id}#{k}",
+                    "chunk_index": k,
+                    "chunk_text": chunk,
+                    "chunk_tokens": n,
+                }
             )
     return pa.Table.from_pylist(rows, schema=CHUNK_SCHEMA)

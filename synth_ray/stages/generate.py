@@ -54,7 +54,9 @@ def _finalize(batch: pa.Table, run_id: str) -> pa.Table:
 
 
 def generate_pending(
-    ctx: JobContext, requests: ray.data.Dataset, input_kind: str = "prompt",
+    ctx: JobContext,
+    requests: ray.data.Dataset,
+    input_kind: str = "prompt",
     out_dir: str | None = None,
 ) -> GenerationStats:
     """Generate the rows of ``requests`` not yet done in ``out_dir`` (default ``data/``)."""
@@ -85,7 +87,9 @@ def generate_pending(
     )
     mine = mine.filter(pc.equal(mine.column("run_id"), ctx.run_id))
     stats.generated = mine.num_rows
-    stats.errors = mine.num_rows - pc.sum(pc.is_null(mine.column("error"))).as_py() if mine.num_rows else 0
+    stats.errors = (
+        mine.num_rows - pc.sum(pc.is_null(mine.column("error"))).as_py() if mine.num_rows else 0
+    )
     stats.prompt_tokens = int(pc.sum(mine.column("prompt_tokens")).as_py() or 0)
     stats.completion_tokens = int(pc.sum(mine.column("completion_tokens")).as_py() or 0)
     return stats

@@ -58,12 +58,14 @@ class JudgeStageConfig(StrictModel):
         1, ge=1, description="judge only: judgements averaged per row (Self-Rewarding: 3)."
     )
     threshold: float | None = Field(
-        4.0, description="Keep rows scoring >= this (Backtranslation keeps >= 4 or = 5); "
-        "null: keep every scored row (unscored rows are still rejected)."
+        4.0,
+        description="Keep rows scoring >= this (Backtranslation keeps >= 4 or = 5); "
+        "null: keep every scored row (unscored rows are still rejected).",
     )
     url: str | None = Field(
-        None, description="Base URL of the scoring service (e.g. http://scoring:8000); unset: "
-        "score in-process on Ray Data."
+        None,
+        description="Base URL of the scoring service (e.g. http://scoring:8000); unset: "
+        "score in-process on Ray Data.",
     )
     token_env: str = Field(
         "SYNTH_RAY_SERVE_TOKEN", description="Environment variable with the service's token."
@@ -145,18 +147,39 @@ def score_via_service(batch: pa.Table, config: dict[str, Any], token: str | None
     with httpx.Client(timeout=c.timeout_s, headers=headers) as client:
         if c.scorer == "reward":
             reply, err = _post(client, base + "/v1/reward", {"items": items}, c)
-            scores = [{"judge_score": x["score"], "judge_samples": [x["score"]],
-                       "judge_reason": None, "judge_model": reply["model"]}
-                      for x in reply["results"]] if reply else []  # fmt: skip
+            scores = (
+                [
+                    {
+                        "judge_score": x["score"],
+                        "judge_samples": [x["score"]],
+                        "judge_reason": None,
+                        "judge_model": reply["model"],
+                    }
+                    for x in reply["results"]
+                ]
+                if reply
+                else []
+            )
         else:
             body = {"rubric": c.rubric, "items": items, "samples": c.samples}
             reply, err = _post(client, base + "/v1/judge", body, c)
-            scores = [{"judge_score": x["score"], "judge_samples": x["samples"],
-                       "judge_reason": x["reason"], "judge_model": reply["model"]}
-                      for x in reply["results"]] if reply else []  # fmt: skip
+            scores = (
+                [
+                    {
+                        "judge_score": x["score"],
+                        "judge_samples": x["samples"],
+                        "judge_reason": x["reason"],
+                        "judge_model": reply["model"],
+                    }
+                    for x in reply["results"]
+                ]
+                if reply
+                else []
+            )
     if err:
-        scores = [{"judge_score": None, "judge_samples": [], "judge_reason": err,
-                   "judge_model": None}] * batch.num_rows  # fmt: skip
+        scores = [
+            {"judge_score": None, "judge_samples": [], "judge_reason": err, "judge_model": None}
+        ] * batch.num_rows
     return _with_scores(batch, scores)
 
 
@@ -176,23 +199,45 @@ class RewardScoring:
     def __call__(self, batch: pa.Table) -> pa.Table:
         pairs = [_pair(r, self.c) for r in batch.to_pylist()]
         results = self.scorer.score_pairs([p for p, _ in pairs], [r for _, r in pairs])
-        return _with_scores(batch, [{"judge_score": x.score, "judge_samples": [x.score],
-                                     "judge_reason": None, "judge_model": self.c.reward_model}
-                                    for x in results])  # fmt: skip
+        return _with_scores(
+            batch,
+            [
+                {
+                    "judge_score": x.score,
+                    "judge_samples": [x.score],
+                    "judge_reason": None,
+                    "judge_model": self.c.reward_model,
+                }
+                for x in results
+            ],
+        )
 
 
 def _judge_requests(batch: pa.Table, config: dict[str, Any], id_column: str) -> pa.Table:
     c = JudgeStageConfig.model_validate(config)
     rubric = rubrics.get_rubric(c.rubric)
     rows = batch.to_pylist()
-    sampling = json.dumps({"temperature": c.temperature, "top_p": c.top_p,
-                           "max_tokens": c.max_tokens, "n": c.samples, "seed": c.seed},
-                          sort_keys=True)  # fmt: skip
+    sampling = json.dumps(
+        {
+            "temperature": c.temperature,
+            "top_p": c.top_p,
+            "max_tokens": c.max_tokens,
+            "n": c.samples,
+            "seed": c.seed,
+        },
+        sort_keys=True,
+    )
     messages = [rubric.messages(*_pair(r, c)) for r in rows]
     ids = [str(r.get(id_column) or stable_hash(_pair(r, c))) for r in rows]
     # The judged row travels with its request as JSON (its columns may clash with the engine's).
-    out = pa.table({"id": ids, "messages": messages, "sampling": [sampling] * len(rows),
-                    "judged_row": [json.dumps(r, default=str) for r in rows]})  # fmt: skip
+    out = pa.table(
+        {
+            "id": ids,
+            "messages": messages,
+            "sampling": [sampling] * len(rows),
+            "judged_row": [json.dumps(r, default=str) for r in rows],
+        }
+    )
     return out
 
 
@@ -207,26 +252,43 @@ def _parse_samples(batch: pa.Table, rubric_name: str) -> pa.Table:
             j = rubrics.parse_judgement(text, rubric)
             scores.append(j.score)
             reasons.append(j.reason)
-    return pa.table({"request_id": batch.column("request_id"), "judged_row": batch.column("judged_row"),
-                     "sample_score": pa.array(scores, pa.float64()),
-                     "sample_reason": pa.array(reasons, pa.string()),
-                     "model": batch.column("model")})  # fmt: skip
+    return pa.table(
+        {
+            "request_id": batch.column("request_id"),
+            "judged_row": batch.column("judged_row"),
+            "sample_score": pa.array(scores, pa.float64()),
+            "sample_reason": pa.array(reasons, pa.string()),
+            "model": batch.column("model"),
+        }
+    )
 
 
 def _aggregate(group: pa.Table) -> pa.Table:
     """One row per judged row: its samples averaged as the service averages them."""
-    verdict = rubrics.aggregate([
-        rubrics.Judgement(s, r, "") for s, r in zip(group.column("sample_score").to_pylist(),
-                                                    group.column("sample_reason").to_pylist())
-    ])  # fmt: skip
+    verdict = rubrics.aggregate(
+        [
+            rubrics.Judgement(s, r, "")
+            for s, r in zip(
+                group.column("sample_score").to_pylist(), group.column("sample_reason").to_pylist()
+            )
+        ]
+    )
     row = json.loads(group.column("judged_row")[0].as_py())
-    row.update(judge_score=verdict.score, judge_samples=verdict.samples, judge_reason=verdict.reason,
-               judge_model=group.column("model")[0].as_py())  # fmt: skip
+    row.update(
+        judge_score=verdict.score,
+        judge_samples=verdict.samples,
+        judge_reason=verdict.reason,
+        judge_model=group.column("model")[0].as_py(),
+    )
     return pa.Table.from_pylist([row])
 
 
-def score_dataset(ds: "ray.data.Dataset", config: JudgeStageConfig, engine: "Engine | None" = None,
-                  id_column: str = "id") -> "ray.data.Dataset":  # fmt: skip
+def score_dataset(
+    ds: ray.data.Dataset,
+    config: JudgeStageConfig,
+    engine: Engine | None = None,
+    id_column: str = "id",
+) -> ray.data.Dataset:
     """``ds`` with the score columns added (see the module docstring)."""
     from ray.data import ActorPoolStrategy, TaskPoolStrategy
 
@@ -235,20 +297,35 @@ def score_dataset(ds: "ray.data.Dataset", config: JudgeStageConfig, engine: "Eng
         # The token is read here, in the driver (whose environment the user controls), and
         # travels as a task argument: Ray does not log those.
         token = os.environ.get(config.token_env) or None
-        return ds.map_batches(score_via_service, fn_kwargs={"config": cfg, "token": token},
-                              batch_format="pyarrow",
-                              batch_size=config.batch_size, num_cpus=0,
-                              compute=TaskPoolStrategy(size=config.concurrency))  # fmt: skip
+        return ds.map_batches(
+            score_via_service,
+            fn_kwargs={"config": cfg, "token": token},
+            batch_format="pyarrow",
+            batch_size=config.batch_size,
+            num_cpus=0,
+            compute=TaskPoolStrategy(size=config.concurrency),
+        )
     if config.scorer == "reward":
-        return ds.map_batches(RewardScoring, fn_constructor_kwargs={"config": cfg},
-                              batch_format="pyarrow", batch_size=config.batch_size, num_cpus=1,
-                              compute=ActorPoolStrategy(size=1))  # fmt: skip
+        return ds.map_batches(
+            RewardScoring,
+            fn_constructor_kwargs={"config": cfg},
+            batch_format="pyarrow",
+            batch_size=config.batch_size,
+            num_cpus=1,
+            compute=ActorPoolStrategy(size=1),
+        )
     if engine is None:
         raise ValueError("judge stage: no url and no engine to judge with in-process")
-    requests = ds.map_batches(_judge_requests, fn_kwargs={"config": cfg, "id_column": id_column},
-                              batch_format="pyarrow", num_cpus=0.25)  # fmt: skip
+    requests = ds.map_batches(
+        _judge_requests,
+        fn_kwargs={"config": cfg, "id_column": id_column},
+        batch_format="pyarrow",
+        num_cpus=0.25,
+    )
     samples = engine.generate(requests, "messages").map_batches(
-        _parse_samples, fn_kwargs={"rubric_name": config.rubric}, batch_format="pyarrow",
+        _parse_samples,
+        fn_kwargs={"rubric_name": config.rubric},
+        batch_format="pyarrow",
         num_cpus=0.25,
     )
     return samples.groupby("request_id").map_groups(_aggregate, batch_format="pyarrow")
@@ -265,30 +342,52 @@ def _split(batch: pa.Table, threshold: float | None, rejects_dir: str, id_column
             reason, detail = "judge_unscored", str(row.get("judge_reason") or "")
         else:
             reason, detail = "judge_below_threshold", f"score {s:.3g} < threshold {threshold:g}"
-        rejects.append(reject("judge", reason, stage="judge", id=str(row.get(id_column)),
-                              detail=detail))  # fmt: skip
+        rejects.append(
+            reject("judge", reason, stage="judge", id=str(row.get(id_column)), detail=detail)
+        )
     write_rejects(rejects_dir, rejects, "judge")
     return batch.take(pa.array(keep, pa.int64()))
 
 
-def keep_scored(ds: "ray.data.Dataset", threshold: float | None, rejects_dir: str,
-                id_column: str = "id") -> "ray.data.Dataset":  # fmt: skip
+def keep_scored(
+    ds: ray.data.Dataset, threshold: float | None, rejects_dir: str, id_column: str = "id"
+) -> ray.data.Dataset:
     """Rows scoring >= ``threshold`` go on; the rest are written to ``rejects_dir`` with reasons."""
-    return ds.map_batches(_split, fn_kwargs={"threshold": threshold, "rejects_dir": rejects_dir,
-                                             "id_column": id_column},
-                          batch_format="pyarrow", num_cpus=0.25)  # fmt: skip
+    return ds.map_batches(
+        _split,
+        fn_kwargs={"threshold": threshold, "rejects_dir": rejects_dir, "id_column": id_column},
+        batch_format="pyarrow",
+        num_cpus=0.25,
+    )
 
 
 # -- a job's rows, judged once ----------------------------------------------------------------
 
 # What a score depends on: rows scored under the same values of these are not scored again.
-_SCORE_KEY_FIELDS = ("scorer", "rubric", "samples", "url", "reward_model", "prompt_field",
-                     "input_field", "response_field", "temperature", "top_p", "max_tokens", "seed")  # fmt: skip
+_SCORE_KEY_FIELDS = (
+    "scorer",
+    "rubric",
+    "samples",
+    "url",
+    "reward_model",
+    "prompt_field",
+    "input_field",
+    "response_field",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "seed",
+)
 _SCORES = pa.schema({"id": pa.string(), **SCORE_COLUMNS})
 
 
-def judge_rows(rows: list[dict[str, Any]], config: JudgeStageConfig, engine: Engine | None,
-               cache_dir: str, rejects_dir: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
+def judge_rows(
+    rows: list[dict[str, Any]],
+    config: JudgeStageConfig,
+    engine: Engine | None,
+    cache_dir: str,
+    rejects_dir: str,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Judge a job's final rows (each with an ``id``): returns (kept rows, counts).
 
     Scores are kept under ``cache_dir/<key of the scoring settings>/``: a rerun scores only rows
@@ -302,21 +401,29 @@ def judge_rows(rows: list[dict[str, Any]], config: JudgeStageConfig, engine: Eng
     from synth_ray.io.layout import read_parquet_dir
     from synth_ray.stages.records import write_table_dir
 
-    key = stable_hash(json.dumps({f: getattr(config, f) for f in _SCORE_KEY_FIELDS}, sort_keys=True))
+    key = stable_hash(
+        json.dumps({f: getattr(config, f) for f in _SCORE_KEY_FIELDS}, sort_keys=True)
+    )
     cache = fs_join(cache_dir, key)
     cached = read_parquet_dir(cache, ["id", *SCORE_COLUMNS])
-    done = {r["id"]: r for r in (cached.to_pylist() if cached is not None else [])
-            if r["judge_score"] is not None}  # fmt: skip
+    done = {
+        r["id"]: r
+        for r in (cached.to_pylist() if cached is not None else [])
+        if r["judge_score"] is not None
+    }
     todo = [r for r in rows if r["id"] not in done]
     if todo:
         fields = [f for f in (config.prompt_field, config.input_field, config.response_field) if f]
-        table = pa.Table.from_pylist([{"id": r["id"], **{f: str(r.get(f) or "") for f in fields}}
-                                      for r in todo])  # fmt: skip
+        table = pa.Table.from_pylist(
+            [{"id": r["id"], **{f: str(r.get(f) or "") for f in fields}} for r in todo]
+        )
         # Blocks of a few batches, not one block: tasks (service requests in flight, reward
         # actors) work on different blocks, so one block would be scored one batch at a time.
         step = max(config.batch_size, -(-len(todo) // 200))
         ds = ray.data.from_arrow([table.slice(i, step) for i in range(0, len(todo), step)])
-        refs = score_dataset(ds, config, engine).select_columns(["id", *SCORE_COLUMNS]).to_arrow_refs()
+        refs = (
+            score_dataset(ds, config, engine).select_columns(["id", *SCORE_COLUMNS]).to_arrow_refs()
+        )
         new = [r for t in ray.get(refs) for r in t.to_pylist()]
         missing = {r["id"] for r in todo} - {r["id"] for r in new}
         if missing:  # a lost row would be a silent drop: refuse
@@ -332,11 +439,19 @@ def judge_rows(rows: list[dict[str, Any]], config: JudgeStageConfig, engine: Eng
             s = done[r["id"]]
             extra = r.get("extra") or {}
             extra = dict(json.loads(extra) if isinstance(extra, str) else extra)
-            extra["judge"] = {"score": s["judge_score"], "samples": s["judge_samples"],
-                              "model": s["judge_model"]}  # fmt: skip
+            extra["judge"] = {
+                "score": s["judge_score"],
+                "samples": s["judge_samples"],
+                "model": s["judge_model"],
+            }
             kept.append({**r, "extra": extra})
     unscored = sum(done[r["id"]]["judge_score"] is None for r in rows)
-    counts = {"rows": len(rows), "scored_now": len(todo), "from_cache": len(rows) - len(todo),
-              "kept": len(kept), "unscored": unscored,
-              "below_threshold": len(rows) - len(kept) - unscored}  # fmt: skip
+    counts = {
+        "rows": len(rows),
+        "scored_now": len(todo),
+        "from_cache": len(rows) - len(todo),
+        "kept": len(kept),
+        "unscored": unscored,
+        "below_threshold": len(rows) - len(kept) - unscored,
+    }
     return kept, counts

@@ -7,8 +7,9 @@ from synth_ray.filters.novelty_pool import NoveltyPool
 from synth_ray.io.rejects import reject
 
 
-def offer(pool: NoveltyPool, candidates: list[dict], room: int, source: str,
-          text_key: str = "instruction") -> tuple[list[dict], list[dict]]:  # fmt: skip
+def offer(
+    pool: NoveltyPool, candidates: list[dict], room: int, source: str, text_key: str = "instruction"
+) -> tuple[list[dict], list[dict]]:
     """Offer ``candidates`` (dicts with ``id`` and ``text_key``) in order.
 
     Returns (kept candidates, each with ``max_rouge_l`` set; reject rows). Candidates beyond
@@ -17,8 +18,10 @@ def offer(pool: NoveltyPool, candidates: list[dict], room: int, source: str,
     the nearest text and the score.
     """
     room = max(room, 0)
-    rejects = [reject(source, "target_reached", stage="novelty", id=c["id"], detail=c[text_key])
-               for c in candidates[room:]]  # fmt: skip
+    rejects = [
+        reject(source, "target_reached", stage="novelty", id=c["id"], detail=c[text_key])
+        for c in candidates[room:]
+    ]
     offered = candidates[:room]
     kept = []
     for c, d in zip(offered, pool.add_detailed([c[text_key] for c in offered])):
@@ -26,6 +29,7 @@ def offer(pool: NoveltyPool, candidates: list[dict], room: int, source: str,
             kept.append({**c, "max_rouge_l": d["score"]})
         else:
             detail = f"{d['score']:.4f} vs {d['nearest_text']!r}: {c[text_key]}"
-            rejects.append(reject(source, "rouge_l_too_similar", stage="novelty", id=c["id"],
-                                  detail=detail))  # fmt: skip
+            rejects.append(
+                reject(source, "rouge_l_too_similar", stage="novelty", id=c["id"], detail=detail)
+            )
     return kept, rejects

@@ -33,12 +33,19 @@ from synth_ray.io.ids import stable_hash
 
 DATASET_SCHEMA = pa.schema(
     [
-        ("id", pa.string()), ("instruction", pa.string()), ("input", pa.string()),
-        ("output", pa.string()), ("method", pa.string()), ("round", pa.int64()),
-        ("seed_ids", pa.list_(pa.string())), ("request_id", pa.string()),
-        ("model", pa.string()), ("run_id", pa.string()), ("extra", pa.string()),
+        ("id", pa.string()),
+        ("instruction", pa.string()),
+        ("input", pa.string()),
+        ("output", pa.string()),
+        ("method", pa.string()),
+        ("round", pa.int64()),
+        ("seed_ids", pa.list_(pa.string())),
+        ("request_id", pa.string()),
+        ("model", pa.string()),
+        ("run_id", pa.string()),
+        ("extra", pa.string()),
     ]
-)  # fmt: skip
+)
 
 
 def record_id(method: str, instruction: str, input_: str, output: str) -> str:
@@ -95,7 +102,11 @@ def write_dataset(path: str, rows: list[dict]) -> int:
     norm = []
     for r in sorted(rows, key=lambda r: r["id"]):
         extra = r.get("extra") or {}
-        norm.append({**{k: r.get(k) for k in DATASET_SCHEMA.names},
-                     "extra": extra if isinstance(extra, str) else json.dumps(extra, sort_keys=True)})  # fmt: skip
+        norm.append(
+            {
+                **{k: r.get(k) for k in DATASET_SCHEMA.names},
+                "extra": extra if isinstance(extra, str) else json.dumps(extra, sort_keys=True),
+            }
+        )
     write_table_dir(path, pa.Table.from_pylist(norm, schema=DATASET_SCHEMA))
     return len(norm)

@@ -44,8 +44,13 @@ class GenerationCounters:
         self.rec.tokens["completion"] += s.completion_tokens
 
 
-def generate_stage(ctx: JobContext, counters: GenerationCounters, stage: str,
-                   requests: list[dict], subdir: str | None = None) -> dict[str, list[dict]]:  # fmt: skip
+def generate_stage(
+    ctx: JobContext,
+    counters: GenerationCounters,
+    stage: str,
+    requests: list[dict],
+    subdir: str | None = None,
+) -> dict[str, list[dict]]:
     """Generate ``requests`` under ``data/<stage>[/<subdir>]``.
 
     Returns request id -> its generation rows (one per sample, in sample order).
@@ -60,15 +65,23 @@ def generate_stage(ctx: JobContext, counters: GenerationCounters, stage: str,
     return by_req
 
 
-def generate_per_item(ctx: "JobContext", counters: GenerationCounters, stage: str,
-                      prompts: dict[str, str], sampling_of) -> dict[str, list[dict]]:  # fmt: skip
+def generate_per_item(
+    ctx: JobContext,
+    counters: GenerationCounters,
+    stage: str,
+    prompts: dict[str, str],
+    sampling_of,
+) -> dict[str, list[dict]]:
     """One request per item (``prompts``: item key -> prompt; ``sampling_of(key)`` -> sampling
     JSON); returns item key -> its generation rows (empty list when none came back)."""
     reqs = {}
     for key, prompt in prompts.items():
         sampling = sampling_of(key)
-        reqs[key] = {"id": request_id(stage, prompt, sampling), "prompt": prompt,
-                     "sampling": sampling}  # fmt: skip
+        reqs[key] = {
+            "id": request_id(stage, prompt, sampling),
+            "prompt": prompt,
+            "sampling": sampling,
+        }
     by_req = generate_stage(ctx, counters, stage, list(reqs.values()))
     return {key: by_req.get(r["id"], []) for key, r in reqs.items()}
 
@@ -96,8 +109,13 @@ def run_rounds(
     rec = ctx.record
     info = rec.counts.setdefault(stage, {})
     dry = rnd = 0
-    bar = tqdm(total=target, initial=min(have(), target), desc=f"{stage} (kept/target)",
-               unit="item", dynamic_ncols=True)  # fmt: skip
+    bar = tqdm(
+        total=target,
+        initial=min(have(), target),
+        desc=f"{stage} (kept/target)",
+        unit="item",
+        dynamic_ncols=True,
+    )
     for rnd in range(max_rounds):
         if have() >= target or dry >= patience:
             break
@@ -116,5 +134,6 @@ def run_rounds(
     if have() < target:
         info["stopped_early"] = (
             f"{have()} of {target}: nothing kept in {patience} rounds in a row"
-            if dry >= patience else f"max_rounds ({max_rounds}) reached"
-        )  # fmt: skip
+            if dry >= patience
+            else f"max_rounds ({max_rounds}) reached"
+        )

@@ -26,10 +26,13 @@ class Scaling(StrictModel):
     use_gpu: bool = Field(False, description="One GPU per worker (NCCL); false: CPU (gloo).")
     cpus_per_worker: float = Field(1.0, gt=0, description="CPUs reserved per worker.")
     resources_per_worker: dict[str, float] = Field(
-        default_factory=dict, description="Extra resources per worker, e.g. {accelerator_type:A100: 0.001}."
+        default_factory=dict,
+        description="Extra resources per worker, e.g. {accelerator_type:A100: 0.001}.",
     )
     torch_threads: int | None = Field(
-        1, ge=1, description="torch intra-op threads per worker (None: torch's default). One "
+        1,
+        ge=1,
+        description="torch intra-op threads per worker (None: torch's default). One "
         "thread per worker keeps workers from competing for cores on a small node.",
     )
 
@@ -38,7 +41,8 @@ class Checkpointing(StrictModel):
     save_steps: int = Field(50, ge=1, description="Save (and report to Ray Train) every N steps.")
     keep: int = Field(2, ge=1, description="Checkpoints kept by Ray Train.")
     metric: str | None = Field(
-        None, description="Keep the best checkpoints by this logged metric (e.g. loss) instead "
+        None,
+        description="Keep the best checkpoints by this logged metric (e.g. loss) instead "
         "of the latest.",
     )
     mode: str = Field("min", pattern="^(min|max)$", description="min or max of `metric`.")
@@ -59,15 +63,22 @@ class Lora(StrictModel):
             return None
         from peft import LoraConfig
 
-        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
-                          target_modules=self.target_modules, task_type=task_type)  # fmt: skip
+        return LoraConfig(
+            r=self.r,
+            lora_alpha=self.alpha,
+            lora_dropout=self.dropout,
+            target_modules=self.target_modules,
+            task_type=task_type,
+        )
 
 
 class TrainCommon(StrictModel):
     """Fields shared by the training job configs (mixed into each ``XConfig``)."""
 
-    input: str = Field(description="Training data: a generation job's OUTPUT_DIR, its dataset/, an "
-                       "export (Alpaca JSON, chat JSONL), or Parquet/JSONL files.")  # fmt: skip
+    input: str = Field(
+        description="Training data: a generation job's OUTPUT_DIR, its dataset/, an "
+        "export (Alpaca JSON, chat JSONL), or Parquet/JSONL files."
+    )
     scaling: Scaling = Field(default_factory=Scaling, description="Workers and their resources.")
     learning_rate: float = Field(2e-5, gt=0, description="Peak learning rate.")
     epochs: float = Field(1.0, gt=0, description="Passes over the data (ignored with max_steps).")
@@ -79,10 +90,12 @@ class TrainCommon(StrictModel):
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     logging_steps: int = Field(10, ge=1, description="Log every N steps.")
     checkpoint: Checkpointing = Field(default_factory=Checkpointing, description="Checkpoints.")
-    max_failures: int = Field(2, ge=0, description="Worker failures survived (restart from the "
-                              "latest checkpoint).")  # fmt: skip
+    max_failures: int = Field(
+        2, ge=0, description="Worker failures survived (restart from the latest checkpoint)."
+    )
     storage_path: str | None = Field(
-        None, description="Where Ray Train keeps checkpoints (local, s3://, gs://). Default: "
+        None,
+        description="Where Ray Train keeps checkpoints (local, s3://, gs://). Default: "
         "OUTPUT_DIR/train. A rerun with the same storage resumes.",
     )
     seed: int = Field(0, description="Training seed.")
@@ -95,7 +108,9 @@ class TrainCommon(StrictModel):
         default_factory=Lora, description="LoRA adapters (peft); merged into the output model."
     )
     fail_once_at_step: int | None = Field(
-        None, ge=1, description="Testing: rank 0 raises once at this step (to exercise "
+        None,
+        ge=1,
+        description="Testing: rank 0 raises once at this step (to exercise "
         "recovery from a worker failure). Leave unset.",
     )
 
@@ -138,8 +153,9 @@ def scaling_config(cfg: TrainCommon):
 
     s = cfg.scaling
     resources: dict[str, Any] = {"CPU": s.cpus_per_worker, **s.resources_per_worker}
-    return ray.train.ScalingConfig(num_workers=s.num_workers, use_gpu=s.use_gpu,
-                                   resources_per_worker=resources)  # fmt: skip
+    return ray.train.ScalingConfig(
+        num_workers=s.num_workers, use_gpu=s.use_gpu, resources_per_worker=resources
+    )
 
 
 def copy_model(checkpoint_dir: str, output_dir: str, subdir: str = "model") -> str:

@@ -70,7 +70,9 @@ def conversation(row: dict[str, Any]) -> list[dict[str, str]]:
     return [{"role": "user", "content": user}, {"role": "assistant", "content": row["output"]}]
 
 
-def sft_tokens(tokenizer, messages: list[dict[str, str]], max_length: int) -> tuple[list[int], list[int]]:
+def sft_tokens(
+    tokenizer, messages: list[dict[str, str]], max_length: int
+) -> tuple[list[int], list[int]]:
     """(input_ids, labels): the whole conversation in the chat template; labels keep only the
     last assistant turn (earlier turns and the prompt are masked), truncated to max_length."""
     if messages[-1]["role"] != "assistant":
@@ -80,7 +82,7 @@ def sft_tokens(tokenizer, messages: list[dict[str, str]], max_length: int) -> tu
     prompt, full = _ids(prompt), _ids(full)
     if full[: len(prompt)] != prompt:
         raise ValueError("chat template: the conversation does not start with its prompt")
-    labels = [IGNORE_INDEX] * len(prompt) + full[len(prompt):]
+    labels = [IGNORE_INDEX] * len(prompt) + full[len(prompt) :]
     return full[:max_length], labels[:max_length]
 
 
@@ -97,12 +99,16 @@ def tokenize_sft(batch: pa.Table, tokenizer_source: str, max_length: int) -> pa.
         if any(x != IGNORE_INDEX for x in lab):
             ids.append(i)
             labels.append(lab)
-    return pa.table({
-        "input_ids": pa.array(ids, pa.list_(pa.int32())),
-        "labels": pa.array(labels, pa.list_(pa.int32())),
-        "n_tokens": pa.array([len(i) for i in ids], pa.int32()),
-        "n_target": pa.array([sum(x != IGNORE_INDEX for x in lab) for lab in labels], pa.int32()),
-    })  # fmt: skip
+    return pa.table(
+        {
+            "input_ids": pa.array(ids, pa.list_(pa.int32())),
+            "labels": pa.array(labels, pa.list_(pa.int32())),
+            "n_tokens": pa.array([len(i) for i in ids], pa.int32()),
+            "n_target": pa.array(
+                [sum(x != IGNORE_INDEX for x in lab) for lab in labels], pa.int32()
+            ),
+        }
+    )
 
 
 def pad_collate(batch: dict, pad_id: int) -> dict:
@@ -122,8 +128,9 @@ def pad_collate(batch: dict, pad_id: int) -> dict:
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
-def tokenize_text(batch: pa.Table, tokenizer_source: str, max_length: int,
-                  text_field: str = "text") -> pa.Table:  # fmt: skip
+def tokenize_text(
+    batch: pa.Table, tokenizer_source: str, max_length: int, text_field: str = "text"
+) -> pa.Table:
     """Ray Data stage for causal-LM pretraining: each text (plus EOS) -> ``input_ids`` =
     ``labels`` (every token learned), cut into windows of ``max_length``; empty texts dropped."""
     tok = _tokenizer(tokenizer_source)
@@ -135,9 +142,11 @@ def tokenize_text(batch: pa.Table, tokenizer_source: str, max_length: int,
         toks = _ids(tok(text, add_special_tokens=True)) + eos
         ids += [toks[k : k + max_length] for k in range(0, len(toks), max_length)]
     ids = [w for w in ids if len(w) > 1]
-    return pa.table({
-        "input_ids": pa.array(ids, pa.list_(pa.int32())),
-        "labels": pa.array(ids, pa.list_(pa.int32())),
-        "n_tokens": pa.array([len(w) for w in ids], pa.int32()),
-        "n_target": pa.array([len(w) for w in ids], pa.int32()),
-    })  # fmt: skip
+    return pa.table(
+        {
+            "input_ids": pa.array(ids, pa.list_(pa.int32())),
+            "labels": pa.array(ids, pa.list_(pa.int32())),
+            "n_tokens": pa.array([len(w) for w in ids], pa.int32()),
+            "n_target": pa.array([len(w) for w in ids], pa.int32()),
+        }
+    )

@@ -163,18 +163,24 @@ class DeepSpeedConfig(StrictModel):
         if not use_gpu:
             for name in ("bf16", "fp16"):
                 if getattr(self, name):
-                    problems.append(f"deepspeed.{name}: not on CPU workers (use_gpu is false); "
-                                    "the CPU path is fp32 only, set it to false")  # fmt: skip
+                    problems.append(
+                        f"deepspeed.{name}: not on CPU workers (use_gpu is false); "
+                        "the CPU path is fp32 only, set it to false"
+                    )
             for name in ("offload_optimizer", "offload_param"):
                 value = getattr(self, name)
                 if value != "none":
-                    problems.append(f"deepspeed.{name}={value!r}: offload is for GPU workers; on "
-                                    "CPU workers everything already lives in host memory (and "
-                                    "offload is untested on DeepSpeed's CPU accelerator), set it "
-                                    "to 'none'")  # fmt: skip
+                    problems.append(
+                        f"deepspeed.{name}={value!r}: offload is for GPU workers; on "
+                        "CPU workers everything already lives in host memory (and "
+                        "offload is untested on DeepSpeed's CPU accelerator), set it "
+                        "to 'none'"
+                    )
         elif self.bf16 and device_supports_bf16 is False:
-            problems.append("deepspeed.bf16: the GPUs have no bfloat16 support (pre-Ampere); use "
-                            "fp16: true instead, or fp32")  # fmt: skip
+            problems.append(
+                "deepspeed.bf16: the GPUs have no bfloat16 support (pre-Ampere); use "
+                "fp16: true instead, or fp32"
+            )
         if problems:
             raise ConfigError("\n".join(problems))
 
@@ -199,10 +205,15 @@ class DeepSpeedConfig(StrictModel):
         """
         if not self.enabled:
             raise ConfigError("deepspeed.enabled is false: there is no DeepSpeed config to render")
-        for name, value in (("train_batch_size", train_batch_size), ("micro_batch", micro_batch),
-                            ("grad_accum", grad_accum)):  # fmt: skip
-            if value is not None and value != "auto" and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
+        for name, value in (
+            ("train_batch_size", train_batch_size),
+            ("micro_batch", micro_batch),
+            ("grad_accum", grad_accum),
+        ):
+            if (
+                value is not None
+                and value != "auto"
+                and (isinstance(value, bool) or not isinstance(value, int) or value < 1)
             ):
                 raise ConfigError(f"{name} must be a positive integer or 'auto', got {value!r}")
         if (

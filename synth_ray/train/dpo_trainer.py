@@ -45,16 +45,29 @@ def dpo_loop(config: dict[str, Any]) -> None:
         tok.pad_token = tok.eos_token
     model = AutoModelForCausalLM.from_pretrained(config["model"], dtype=torch.float32)
     work = W.workdir()
-    args = DPOConfig(**W.training_args_common(config, work), beta=float(config["beta"]),
-                     loss_type=config["loss_type"], max_length=None)  # fmt: skip
+    args = DPOConfig(
+        **W.training_args_common(config, work),
+        beta=float(config["beta"]),
+        loss_type=config["loss_type"],
+        max_length=None,
+    )
     placeholder = Dataset.from_dict({"prompt": ["a"], "chosen": ["b"], "rejected": ["c"]})
     peft = W.peft_config(config)
     # With LoRA, TRL's reference is the base model with the adapters switched off.
-    ref = None if peft else AutoModelForCausalLM.from_pretrained(config["ref_model_source"],
-                                                                 dtype=torch.float32)  # fmt: skip
-    trainer = DPOTrainer(model=model, ref_model=ref, args=args,
-                         train_dataset=placeholder, processing_class=tok,
-                         callbacks=W.callbacks(config, rank), peft_config=peft)  # fmt: skip
+    ref = (
+        None
+        if peft
+        else AutoModelForCausalLM.from_pretrained(config["ref_model_source"], dtype=torch.float32)
+    )
+    trainer = DPOTrainer(
+        model=model,
+        ref_model=ref,
+        args=args,
+        train_dataset=placeholder,
+        processing_class=tok,
+        callbacks=W.callbacks(config, rank),
+        peft_config=peft,
+    )
     trainer.train_dataset = P.shard_batches(config, P.dpo_collate, tok.pad_token_id)
     trainer = prepare_trainer(trainer)
     W.train_and_report(trainer, tok, rank, work, W.resume_checkpoint(work))
@@ -65,8 +78,17 @@ def dpo_loop(config: dict[str, Any]) -> None:
 
             from synth_ray.io import fs
 
-            keep = ("rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected", "loss")
-            summary = {"first": {k: logs[0].get(k) for k in keep}, "last": {k: logs[-1].get(k) for k in keep}}
+            keep = (
+                "rewards/margins",
+                "rewards/accuracies",
+                "rewards/chosen",
+                "rewards/rejected",
+                "loss",
+            )
+            summary = {
+                "first": {k: logs[0].get(k) for k in keep},
+                "last": {k: logs[-1].get(k) for k in keep},
+            }
             fs.write_bytes(config["dpo_metrics_path"], json.dumps(summary).encode())
 
 
@@ -82,7 +104,14 @@ class DPO(TrainMethod):
 
         cfg = ctx.config
         ref = resolve_model(cfg.ref_model).source if cfg.ref_model else ctx.model.source
-        run_trainer(ctx, dpo_loop, kind="dpo", tokenize=P.tokenize_dpo,
-                    columns=("prompt_ids", "chosen_ids", "rejected_ids"),
-                    extra_loop_config={"ref_model_source": ref,
-                                       "dpo_metrics_path": fs.join(ctx.layout.root, "dpo_metrics.json")})  # fmt: skip
+        run_trainer(
+            ctx,
+            dpo_loop,
+            kind="dpo",
+            tokenize=P.tokenize_dpo,
+            columns=("prompt_ids", "chosen_ids", "rejected_ids"),
+            extra_loop_config={
+                "ref_model_source": ref,
+                "dpo_metrics_path": fs.join(ctx.layout.root, "dpo_metrics.json"),
+            },
+        )

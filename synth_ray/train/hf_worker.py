@@ -35,8 +35,10 @@ def shard_batches(config: dict[str, Any], pad_id: int):
     from synth_ray.train.data import pad_collate
 
     shard = ray.train.get_dataset_shard("train")
-    return shard.iter_torch_batches(batch_size=int(config["per_device_batch_size"]),
-                                    collate_fn=partial(pad_collate, pad_id=pad_id))  # fmt: skip
+    return shard.iter_torch_batches(
+        batch_size=int(config["per_device_batch_size"]),
+        collate_fn=partial(pad_collate, pad_id=pad_id),
+    )
 
 
 def peft_config(config: dict[str, Any], task_type: str = "CAUSAL_LM"):
@@ -155,14 +157,19 @@ def train_and_report(trainer, tokenizer, rank: int, workdir: str, resume: str | 
             resumed_from = json.load(f).get("global_step")
     result = trainer.train(resume_from_checkpoint=resume)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    timer = next((c for c in trainer.callback_handler.callbacks if hasattr(c, "steady_s_per_step")), None)
-    metrics = {"final": 1, "global_step": trainer.state.global_step,
-               "deepspeed": bool(getattr(trainer, "is_deepspeed_enabled", False)),
-               "steady_s_per_step": timer.steady_s_per_step() if timer else None,
-               "resumed_from_step": resumed_from,
-               "train_loss": float(result.training_loss),
-               "first_logged_loss": losses[0] if losses else None,
-               "last_logged_loss": losses[-1] if losses else None}  # fmt: skip
+    timer = next(
+        (c for c in trainer.callback_handler.callbacks if hasattr(c, "steady_s_per_step")), None
+    )
+    metrics = {
+        "final": 1,
+        "global_step": trainer.state.global_step,
+        "deepspeed": bool(getattr(trainer, "is_deepspeed_enabled", False)),
+        "steady_s_per_step": timer.steady_s_per_step() if timer else None,
+        "resumed_from_step": resumed_from,
+        "train_loss": float(result.training_loss),
+        "first_logged_loss": losses[0] if losses else None,
+        "last_logged_loss": losses[-1] if losses else None,
+    }
     final_dir = os.path.join(workdir, "final")
     model = trainer.accelerator.unwrap_model(trainer.model)
     if hasattr(model, "merge_and_unload"):  # LoRA: the output is the merged, plain model

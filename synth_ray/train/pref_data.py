@@ -50,7 +50,9 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
-def dpo_tokens(tokenizer, prompt: Any, chosen: Any, rejected: Any) -> tuple[list[int], list[int], list[int]]:
+def dpo_tokens(
+    tokenizer, prompt: Any, chosen: Any, rejected: Any
+) -> tuple[list[int], list[int], list[int]]:
     """(prompt_ids, chosen_ids, rejected_ids) as TRL's DPO preparation makes them: the completion
     starts where the tokenized prompt and the tokenized prompt+completion diverge."""
     msgs = prompt_messages(prompt)
@@ -66,7 +68,13 @@ def tokenize_dpo(batch: pa.Table, tokenizer_source: str, max_length: int) -> pa.
     ``rejected_ids`` (+ ``n_tokens``, ``n_target`` for the record). Prompt+completion is cut to
     ``max_length`` (start kept); rows whose prompt fills ``max_length`` are dropped."""
     tok = _tokenizer(tokenizer_source)
-    out: dict[str, list] = {"prompt_ids": [], "chosen_ids": [], "rejected_ids": [], "n_tokens": [], "n_target": []}
+    out: dict[str, list] = {
+        "prompt_ids": [],
+        "chosen_ids": [],
+        "rejected_ids": [],
+        "n_tokens": [],
+        "n_target": [],
+    }
     for row in batch.to_pylist():
         p, c, r = dpo_tokens(tok, row["prompt"], row["chosen"], row["rejected"])
         if len(p) >= max_length:
@@ -110,11 +118,13 @@ def tokenize_reward_kwise(batch: pa.Table, tokenizer_source: str, max_length: in
         n = sum(len(s) for s in seqs)
         out["n_tokens"].append(n)
         out["n_target"].append(n)
-    return pa.table({
-        "response_ids": pa.array(out["response_ids"], pa.list_(_IDS)),
-        "n_tokens": pa.array(out["n_tokens"], pa.int32()),
-        "n_target": pa.array(out["n_target"], pa.int32()),
-    })  # fmt: skip
+    return pa.table(
+        {
+            "response_ids": pa.array(out["response_ids"], pa.list_(_IDS)),
+            "n_tokens": pa.array(out["n_tokens"], pa.int32()),
+            "n_target": pa.array(out["n_target"], pa.int32()),
+        }
+    )
 
 
 def _table(out: dict[str, list], id_cols: tuple[str, ...]) -> pa.Table:
@@ -148,10 +158,14 @@ def dpo_collate(batch: dict, pad_id: int) -> dict:
     prompts = _lists(batch["prompt_ids"])
     chosen, rejected = _lists(batch["chosen_ids"]), _lists(batch["rejected_ids"])
     seqs = [p + c for p, c in zip(prompts, chosen)] + [p + r for p, r in zip(prompts, rejected)]
-    comp = ([[0] * len(p) + [1] * len(c) for p, c in zip(prompts, chosen)]
-            + [[0] * len(p) + [1] * len(r) for p, r in zip(prompts, rejected)])  # fmt: skip
-    return {"input_ids": _pad(seqs, pad_id), "attention_mask": _pad([[1] * len(s) for s in seqs], 0),
-            "completion_mask": _pad(comp, 0)}  # fmt: skip
+    comp = [[0] * len(p) + [1] * len(c) for p, c in zip(prompts, chosen)] + [
+        [0] * len(p) + [1] * len(r) for p, r in zip(prompts, rejected)
+    ]
+    return {
+        "input_ids": _pad(seqs, pad_id),
+        "attention_mask": _pad([[1] * len(s) for s in seqs], 0),
+        "completion_mask": _pad(comp, 0),
+    }
 
 
 def reward_collate(batch: dict, pad_id: int) -> dict:
@@ -159,7 +173,10 @@ def reward_collate(batch: dict, pad_id: int) -> dict:
     ``RewardTrainer.compute_loss`` reads: ``input_ids`` (2B, T), chosen rows first, and
     ``attention_mask``, right-padded."""
     seqs = _lists(batch["chosen_ids"]) + _lists(batch["rejected_ids"])
-    return {"input_ids": _pad(seqs, pad_id), "attention_mask": _pad([[1] * len(s) for s in seqs], 0)}
+    return {
+        "input_ids": _pad(seqs, pad_id),
+        "attention_mask": _pad([[1] * len(s) for s in seqs], 0),
+    }
 
 
 def kwise_collate(batch: dict, pad_id: int) -> dict:
@@ -173,8 +190,11 @@ def kwise_collate(batch: dict, pad_id: int) -> dict:
     seqs: list[list[int]] = []
     for r in rows:
         seqs.extend(r + [[pad_id]] * (kmax - len(r)))
-    return {"input_ids": _pad(seqs, pad_id), "attention_mask": _pad([[1] * len(s) for s in seqs], 0),
-            "lengths": torch.tensor([len(r) for r in rows], dtype=torch.long)}  # fmt: skip
+    return {
+        "input_ids": _pad(seqs, pad_id),
+        "attention_mask": _pad([[1] * len(s) for s in seqs], 0),
+        "lengths": torch.tensor([len(r) for r in rows], dtype=torch.long),
+    }
 
 
 def shard_batches(config: dict[str, Any], collate, pad_id: int):
@@ -184,5 +204,6 @@ def shard_batches(config: dict[str, Any], collate, pad_id: int):
     import ray.train
 
     shard = ray.train.get_dataset_shard("train")
-    return shard.iter_torch_batches(batch_size=int(config["per_device_batch_size"]),
-                                    collate_fn=partial(collate, pad_id=pad_id))  # fmt: skip
+    return shard.iter_torch_batches(
+        batch_size=int(config["per_device_batch_size"]), collate_fn=partial(collate, pad_id=pad_id)
+    )

@@ -25,5 +25,6 @@ class Pretrain(TrainMethod):
         from synth_ray.train.runner import run_trainer
 
         cfg: PretrainJobConfig = ctx.config  # type: ignore[assignment]
-        run_trainer(ctx, sft_loop, kind="pretrain",
-                    tokenize=partial(_tokenize, text_field=cfg.text_field))  # fmt: skip
+        run_trainer(
+            ctx, sft_loop, kind="pretrain", tokenize=partial(_tokenize, text_field=cfg.text_field)
+        )

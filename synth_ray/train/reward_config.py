@@ -15,12 +15,19 @@ from synth_ray.train.base import TrainCommon
 class RewardJobConfig(TrainCommon, JobConfig):
     method: Literal["reward"] = Field("reward", description="Reward model (TRL RewardTrainer).")
     loss: Literal["pairwise", "kwise"] = Field(
-        "pairwise", description="pairwise: rows prompt/chosen/rejected, Bradley-Terry loss (TRL's). "
+        "pairwise",
+        description="pairwise: rows prompt/chosen/rejected, Bradley-Terry loss (TRL's). "
         "kwise: rows prompt/responses (list, best first), Plackett-Luce loss (Starling).",
     )
-    learning_rate: float = Field(1e-5, gt=0, description="Peak learning rate (InstructGPT RM: ~9e-6).")
-    epochs: float = Field(1.0, gt=0, description="Passes over the data (InstructGPT RM: 1; more overfits).")
+    learning_rate: float = Field(
+        1e-5, gt=0, description="Peak learning rate (InstructGPT RM: ~9e-6)."
+    )
+    epochs: float = Field(
+        1.0, gt=0, description="Passes over the data (InstructGPT RM: 1; more overfits)."
+    )
     center_rewards_coefficient: float | None = Field(
-        None, ge=0, description="Pairwise only: TRL's penalty on (chosen+rejected)^2 keeping rewards "
+        None,
+        ge=0,
+        description="Pairwise only: TRL's penalty on (chosen+rejected)^2 keeping rewards "
         "centred at 0 (Eisenstein et al. suggest 0.01). None: off.",
     )

@@ -39,8 +39,11 @@ def _kwise_trainer_cls():
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             mode = "train" if self.model.training else "eval"
             lengths = inputs.pop("lengths")
-            outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                            use_cache=False)  # fmt: skip
+            outputs = model(
+                input_ids=inputs["input_ids"],
+                attention_mask=inputs["attention_mask"],
+                use_cache=False,
+            )
             scores = outputs.logits.squeeze(-1).view(lengths.shape[0], -1)
             loss = plackett_luce_loss(scores, lengths)
             with torch.no_grad():
@@ -48,10 +51,16 @@ def _kwise_trainer_cls():
                 idx = torch.arange(k, device=scores.device)
                 valid = idx.unsqueeze(0) < lengths.unsqueeze(1)
                 # every ranked pair (i better than j, i < j < K_b): fraction scored in that order
-                pair = (idx.view(1, k, 1) < idx.view(1, 1, k)) & valid.unsqueeze(2) & valid.unsqueeze(1)
+                pair = (
+                    (idx.view(1, k, 1) < idx.view(1, 1, k))
+                    & valid.unsqueeze(2)
+                    & valid.unsqueeze(1)
+                )
                 right = (scores.unsqueeze(2) > scores.unsqueeze(1)) & pair
                 acc = right.sum().float() / pair.sum().clamp_min(1).float()
-                self._metrics[mode]["accuracy"].append(self.accelerator.gather_for_metrics(acc).mean().item())
+                self._metrics[mode]["accuracy"].append(
+                    self.accelerator.gather_for_metrics(acc).mean().item()
+                )
                 valid_scores = scores[valid]
                 self._metrics[mode]["mean_reward"].append(valid_scores.mean().item())
             return (loss, outputs) if return_outputs else loss
@@ -75,17 +84,28 @@ def reward_loop(config: dict[str, Any]) -> None:
     tok = AutoTokenizer.from_pretrained(config["model"])
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    model = AutoModelForSequenceClassification.from_pretrained(config["model"], num_labels=1,
-                                                               dtype=torch.float32)  # fmt: skip
+    model = AutoModelForSequenceClassification.from_pretrained(
+        config["model"], num_labels=1, dtype=torch.float32
+    )
     model.config.pad_token_id = tok.pad_token_id  # the score is read at the last non-pad token
     work = W.workdir()
     kwise = config["loss"] == "kwise"
-    args = RewardConfig(**W.training_args_common(config, work), max_length=None,
-                        center_rewards_coefficient=None if kwise else config.get("center_rewards_coefficient"))  # fmt: skip
+    args = RewardConfig(
+        **W.training_args_common(config, work),
+        max_length=None,
+        center_rewards_coefficient=None if kwise else config.get("center_rewards_coefficient"),
+    )
     cls = _kwise_trainer_cls() if kwise else RewardTrainer
-    placeholder = Dataset.from_dict({"chosen_ids": [[0]], "rejected_ids": [[0]]})  # already tokenized
-    trainer = cls(model=model, args=args, train_dataset=placeholder, processing_class=tok,
-                  callbacks=W.callbacks(config, rank))  # fmt: skip
+    placeholder = Dataset.from_dict(
+        {"chosen_ids": [[0]], "rejected_ids": [[0]]}
+    )  # already tokenized
+    trainer = cls(
+        model=model,
+        args=args,
+        train_dataset=placeholder,
+        processing_class=tok,
+        callbacks=W.callbacks(config, rank),
+    )
     collate = P.kwise_collate if kwise else P.reward_collate
     trainer.train_dataset = P.shard_batches(config, collate, tok.pad_token_id)
     trainer = prepare_trainer(trainer)
@@ -101,8 +121,18 @@ class Reward(TrainMethod):
         from synth_ray.train.runner import run_trainer
 
         if ctx.config.loss == "kwise":
-            run_trainer(ctx, reward_loop, kind="reward", tokenize=P.tokenize_reward_kwise,
-                        columns=("response_ids",))  # fmt: skip
+            run_trainer(
+                ctx,
+                reward_loop,
+                kind="reward",
+                tokenize=P.tokenize_reward_kwise,
+                columns=("response_ids",),
+            )
         else:
-            run_trainer(ctx, reward_loop, kind="reward", tokenize=P.tokenize_reward_pairs,
-                        columns=("chosen_ids", "rejected_ids"))  # fmt: skip
+            run_trainer(
+                ctx,
+                reward_loop,
+                kind="reward",
+                tokenize=P.tokenize_reward_pairs,
+                columns=("chosen_ids", "rejected_ids"),
+            )

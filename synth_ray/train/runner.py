@@ -12,7 +12,8 @@ interrupted one resumes from the latest checkpoint in ``storage_path``.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from synth_ray.io import fs
 from synth_ray.methods.base import JobContext
@@ -21,9 +22,14 @@ from synth_ray.train.data import read_training_rows, tokenize_sft
 from synth_ray.train.hf_worker import FINAL_MARKER
 
 
-def run_trainer(ctx: JobContext, loop: Callable[[dict], None], kind: str,
-                tokenize: Callable = tokenize_sft, columns: tuple[str, ...] = ("input_ids", "labels"),
-                extra_loop_config: dict[str, Any] | None = None) -> None:  # fmt: skip
+def run_trainer(
+    ctx: JobContext,
+    loop: Callable[[dict], None],
+    kind: str,
+    tokenize: Callable = tokenize_sft,
+    columns: tuple[str, ...] = ("input_ids", "labels"),
+    extra_loop_config: dict[str, Any] | None = None,
+) -> None:
     """Tokenize ``cfg.input`` with ``tokenize`` (a Ray Data batch function taking
     ``tokenizer_source`` and ``max_length``; it may add ``n_tokens``/``n_target`` columns for the
     record), train with ``loop`` on ``columns``, write OUTPUT_DIR/model/."""
@@ -38,9 +44,11 @@ def run_trainer(ctx: JobContext, loop: Callable[[dict], None], kind: str,
         return
     with rec.stage("tokenize"):
         rows = read_training_rows(cfg.input)
-        data = rows.map_batches(tokenize, batch_format="pyarrow",
-                                fn_kwargs={"tokenizer_source": ctx.model.source,
-                                           "max_length": cfg.max_length})  # fmt: skip
+        data = rows.map_batches(
+            tokenize,
+            batch_format="pyarrow",
+            fn_kwargs={"tokenizer_source": ctx.model.source, "max_length": cfg.max_length},
+        )
         data = data.materialize()
         n_in, n_rows = rows.count(), data.count()
         stats = data.to_arrow_refs()
@@ -66,9 +74,13 @@ def run_trainer(ctx: JobContext, loop: Callable[[dict], None], kind: str,
         "deepspeed_dict": _deepspeed_dict(cfg),
         **(extra_loop_config or {}),
     }
-    trainer = TorchTrainer(loop, train_loop_config=loop_config, scaling_config=scaling_config(cfg),
-                           run_config=run_config(cfg, ctx.layout.root, kind),
-                           datasets={"train": data.select_columns(list(columns))})  # fmt: skip
+    trainer = TorchTrainer(
+        loop,
+        train_loop_config=loop_config,
+        scaling_config=scaling_config(cfg),
+        run_config=run_config(cfg, ctx.layout.root, kind),
+        datasets={"train": data.select_columns(list(columns))},
+    )
     t0 = time.perf_counter()
     with rec.stage("train"):
         result = trainer.fit()
@@ -77,27 +89,41 @@ def run_trainer(ctx: JobContext, loop: Callable[[dict], None], kind: str,
         raise result.error
     with result.checkpoint.as_directory() as d:
         if not fs.exists(fs.join(d, FINAL_MARKER)):
-            raise RuntimeError(f"the last checkpoint ({result.checkpoint.path}) is not a final model")
+            raise RuntimeError(
+                f"the last checkpoint ({result.checkpoint.path}) is not a final model"
+            )
         copy_model(d, ctx.layout.root)
     m = result.metrics or {}
     rec.counts["training"] = {
-        "rows_read": n_in, "rows_trained": n_rows, "rows_dropped": n_in - n_rows,
-        "tokens": tokens, "target_tokens": target, "steps": steps,
-        "workers": cfg.scaling.num_workers, "global_step": m.get("global_step"),
-        "deepspeed": m.get("deepspeed"), "steady_s_per_step": m.get("steady_s_per_step"),
+        "rows_read": n_in,
+        "rows_trained": n_rows,
+        "rows_dropped": n_in - n_rows,
+        "tokens": tokens,
+        "target_tokens": target,
+        "steps": steps,
+        "workers": cfg.scaling.num_workers,
+        "global_step": m.get("global_step"),
+        "deepspeed": m.get("deepspeed"),
+        "steady_s_per_step": m.get("steady_s_per_step"),
         "resumed_from_step": m.get("resumed_from_step"),
-        "train_loss": m.get("train_loss"), "first_logged_loss": m.get("first_logged_loss"),
+        "train_loss": m.get("train_loss"),
+        "first_logged_loss": m.get("first_logged_loss"),
         "last_logged_loss": m.get("last_logged_loss"),
         # Tokens the workers went through (rows are reused when steps span several epochs),
         # per second of fit() including worker start-up: benchmarks/ measures steady state.
         "tokens_per_s_incl_startup": round(tokens * _rows_seen(cfg, steps) / n_rows / train_s, 1),
         "checkpoint": result.checkpoint.path,
-    }  # fmt: skip
+    }
     rec.extra["model_dir"] = fs.join(ctx.layout.root, "model")
 
 
 def _rows_seen(cfg, steps: int) -> int:
-    return steps * cfg.scaling.num_workers * cfg.per_device_batch_size * cfg.gradient_accumulation_steps
+    return (
+        steps
+        * cfg.scaling.num_workers
+        * cfg.per_device_batch_size
+        * cfg.gradient_accumulation_steps
+    )
 
 
 def _deepspeed_dict(cfg) -> dict | None:

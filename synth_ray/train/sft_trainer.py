@@ -34,11 +34,17 @@ def sft_loop(config: dict[str, Any]) -> None:
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     model = AutoModelForCausalLM.from_pretrained(config["model"], dtype=torch.float32)
     work = W.workdir()
-    args = SFTConfig(**W.training_args_common(config, work),
-                     dataset_kwargs={"skip_prepare_dataset": True})  # fmt: skip
-    trainer = SFTTrainer(model=model, args=args, train_dataset=W.placeholder_dataset(),
-                         processing_class=tok, callbacks=W.callbacks(config, rank),
-                         peft_config=W.peft_config(config))  # fmt: skip
+    args = SFTConfig(
+        **W.training_args_common(config, work), dataset_kwargs={"skip_prepare_dataset": True}
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=W.placeholder_dataset(),
+        processing_class=tok,
+        callbacks=W.callbacks(config, rank),
+        peft_config=W.peft_config(config),
+    )
     trainer.train_dataset = W.shard_batches(config, pad_id)
     trainer = prepare_trainer(trainer)
     W.train_and_report(trainer, tok, rank, work, W.resume_checkpoint(work))

@@ -54,15 +54,31 @@ class Cluster:
     token: str
     env: dict  # environment of the head and of the `ray job` CLI
 
-    def ray(self, *args: str, timeout: float = 120, env: dict | None = None,
-            log: Path | None = None) -> subprocess.CompletedProcess:  # fmt: skip
+    def ray(
+        self, *args: str, timeout: float = 120, env: dict | None = None, log: Path | None = None
+    ) -> subprocess.CompletedProcess:
         """Run ``ray ARGS``; output captured (or streamed to ``log``)."""
         if log is None:
-            return subprocess.run([RAY, *args], check=False, env=env or self.env, cwd=REPO, timeout=timeout,
-                                  capture_output=True, text=True)  # fmt: skip
+            return subprocess.run(
+                [RAY, *args],
+                check=False,
+                env=env or self.env,
+                cwd=REPO,
+                timeout=timeout,
+                capture_output=True,
+                text=True,
+            )
         with open(log, "w") as fh:
-            p = subprocess.run([RAY, *args], check=False, env=env or self.env, cwd=REPO, timeout=timeout,
-                               stdout=fh, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+            p = subprocess.run(
+                [RAY, *args],
+                check=False,
+                env=env or self.env,
+                cwd=REPO,
+                timeout=timeout,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
         p.stdout = log.read_text(errors="replace")
         return p
 
@@ -98,18 +114,35 @@ def ray_cluster(tiny_model):
     env = _cluster_env(root, token_path, marker)
     ray_temp = root / "ray"
     gcs_port, dash_port = free_port(), free_port()
-    cmd = [RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs_port}",
-           "--dashboard-host=127.0.0.1", f"--dashboard-port={dash_port}",
-           f"--ray-client-server-port={free_port()}",  # default 10001 / 52365 may be taken
-           f"--dashboard-agent-listen-port={free_port()}",
-           "--num-cpus=8", "--object-store-memory=1000000000", "--disable-usage-stats",
-           f"--temp-dir={ray_temp}"]  # fmt: skip
+    cmd = [
+        RAY,
+        "start",
+        "--head",
+        "--node-ip-address=127.0.0.1",
+        f"--port={gcs_port}",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dash_port}",
+        f"--ray-client-server-port={free_port()}",  # default 10001 / 52365 may be taken
+        f"--dashboard-agent-listen-port={free_port()}",
+        "--num-cpus=8",
+        "--object-store-memory=1000000000",
+        "--disable-usage-stats",
+        f"--temp-dir={ray_temp}",
+    ]
     # New session: the head's daemons stay in the process group of this `ray start`.
-    start = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, text=True,
-                             stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    start = subprocess.Popen(
+        cmd,
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     pgid = start.pid
-    cluster = Cluster(f"http://127.0.0.1:{dash_port}", f"127.0.0.1:{gcs_port}", root, ray_temp,
-                      token, env)  # fmt: skip
+    cluster = Cluster(
+        f"http://127.0.0.1:{dash_port}", f"127.0.0.1:{gcs_port}", root, ray_temp, token, env
+    )
     try:
         out, _ = start.communicate(timeout=180)
         assert start.returncode == 0, f"ray start failed:\n{out}"
@@ -137,8 +170,9 @@ def _input_jsonl(dest: Path) -> Path:
     return dest
 
 
-def _submit(cluster: Cluster, name: str,
-            runtime_env: dict) -> tuple[subprocess.CompletedProcess, str, Path]:  # fmt: skip
+def _submit(
+    cluster: Cluster, name: str, runtime_env: dict
+) -> tuple[subprocess.CompletedProcess, str, Path]:
     work = cluster.root / name
     work.mkdir()
     inp = _input_jsonl(work / "input.jsonl")
@@ -146,12 +180,29 @@ def _submit(cluster: Cluster, name: str,
     submission_id = f"{name}-{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
     p = cluster.ray(
-        "job", "submit", "--address", cluster.dashboard, "--submission-id", submission_id,
-        "--working-dir", str(REPO), "--runtime-env-json", json.dumps(runtime_env), "--",
-        "synth-ray", "run", "jobs/wrap.yaml", "--set", f"input={inp}", "--set", f"output_dir={out}",
-        "--set", "sampling.max_tokens=16",
-        timeout=SUBMIT_TIMEOUT_S, log=work / "submit.log",
-    )  # fmt: skip
+        "job",
+        "submit",
+        "--address",
+        cluster.dashboard,
+        "--submission-id",
+        submission_id,
+        "--working-dir",
+        str(REPO),
+        "--runtime-env-json",
+        json.dumps(runtime_env),
+        "--",
+        "synth-ray",
+        "run",
+        "jobs/wrap.yaml",
+        "--set",
+        f"input={inp}",
+        "--set",
+        f"output_dir={out}",
+        "--set",
+        "sampling.max_tokens=16",
+        timeout=SUBMIT_TIMEOUT_S,
+        log=work / "submit.log",
+    )
     print(f"\n[{name}] ray job submit: rc={p.returncode} in {time.monotonic() - started:.0f} s")
     return p, submission_id, out
 
@@ -163,8 +214,10 @@ def _job_status(cluster: Cluster, submission_id: str) -> str:
 
     p = cluster.ray("job", "status", "--address", cluster.dashboard, submission_id, timeout=60)
     assert p.returncode == 0, p.stdout + p.stderr
-    req = urllib.request.Request(f"{cluster.dashboard}/api/jobs/{submission_id}",
-                                 headers={"Authorization": f"Bearer {cluster.token}"})  # fmt: skip
+    req = urllib.request.Request(
+        f"{cluster.dashboard}/api/jobs/{submission_id}",
+        headers={"Authorization": f"Bearer {cluster.token}"},
+    )
     with urllib.request.urlopen(req, timeout=30) as resp:
         status = json.loads(resp.read())["status"]
     assert f"'{submission_id}' {status.lower()}" in p.stdout + p.stderr, p.stdout + p.stderr
@@ -189,8 +242,9 @@ def test_wrap_job_submit_succeeds(ray_cluster):
 
     # VLLM_CPU_KVCACHE_SPACE in the job's runtime env as well as the engine's own: the engine
     # must not ask Ray to merge a key the job already sets (Ray refuses even equal values).
-    p, sid, out = _submit(ray_cluster, "wrap", {
-        "excludes": EXCLUDES, "env_vars": {"VLLM_CPU_KVCACHE_SPACE": "1"}})  # fmt: skip
+    p, sid, out = _submit(
+        ray_cluster, "wrap", {"excludes": EXCLUDES, "env_vars": {"VLLM_CPU_KVCACHE_SPACE": "1"}}
+    )
     assert p.returncode == 0, f"ray job submit failed:\n{p.stdout[-8000:]}"
     assert f"Job '{sid}' succeeded" in p.stdout, p.stdout[-4000:]
     assert _job_status(ray_cluster, sid) == "SUCCEEDED"
@@ -198,8 +252,13 @@ def test_wrap_job_submit_succeeds(ray_cluster):
     assert listing.returncode == 0 and sid in listing.stdout, listing.stdout + listing.stderr
 
     # The working dir upload held the repo, not its 3 GB .venv.
-    pkgs = {p.resolve() for p in ray_cluster.ray_temp.glob(
-        "session_*/runtime_resources/working_dir_files/_ray_pkg_*") if p.is_dir()}  # fmt: skip
+    pkgs = {
+        p.resolve()
+        for p in ray_cluster.ray_temp.glob(
+            "session_*/runtime_resources/working_dir_files/_ray_pkg_*"
+        )
+        if p.is_dir()
+    }
     assert pkgs, "no working_dir package unpacked on the node"
     for pkg in pkgs:
         assert (pkg / "jobs" / "wrap.yaml").exists() and (pkg / "synth_ray" / "cli.py").exists()
@@ -222,8 +281,10 @@ def _assert_wrap_outputs(out: Path, name: str) -> dict:
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "succeeded", run.get("error")
     c = run["counts"]
-    print(f"[{name}] counts: {json.dumps({k: v for k, v in c.items() if k != 'mix'})}, "
-          f"timings_s: {run.get('timings_s')}")  # fmt: skip
+    print(
+        f"[{name}] counts: {json.dumps({k: v for k, v in c.items() if k != 'mix'})}, "
+        f"timings_s: {run.get('timings_s')}"
+    )
     assert c["documents"] == 6
     assert c["chunks"] >= 6
     assert c["requested"] == 4 * c["chunks"]

@@ -16,7 +16,9 @@ CONFIG = REPO / "cluster" / "launcher-aws.yaml"
 def _schema() -> dict:
     import ray.autoscaler
 
-    return json.loads(open(os.path.join(os.path.dirname(ray.autoscaler.__file__), "ray-schema.json")).read())
+    return json.loads(
+        open(os.path.join(os.path.dirname(ray.autoscaler.__file__), "ray-schema.json")).read()
+    )
 
 
 def _errors(cfg: dict) -> list[str]:

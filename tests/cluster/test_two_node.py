@@ -39,8 +39,12 @@ pytestmark = pytest.mark.slow
 LOCAL_SH = REPO / "cluster" / "local.sh"
 LOCAL_MARKER_VAR = "SYNTH_RAY_LOCAL_CLUSTER"  # set by local.sh on every process of its cluster
 # Named get_if_exists actors of Ray Data and ray.data.llm, one per cluster, shared by its jobs.
-RAY_SINGLETON_ACTORS = {"_StatsActor", "_AutoscalingCoordinatorActor", "ActorLocationTracker",
-                        "_TelemetryAgent"}  # fmt: skip
+RAY_SINGLETON_ACTORS = {
+    "_StatsActor",
+    "_AutoscalingCoordinatorActor",
+    "ActorLocationTracker",
+    "_TelemetryAgent",
+}
 RUNTIME_ENV = {"excludes": EXCLUDES, "env_vars": {"VLLM_CPU_KVCACHE_SPACE": "1"}}
 
 
@@ -79,20 +83,37 @@ def two_node(tiny_model):
     state: dict[str, str] = {}
 
     def local_sh(cmd: str, timeout: float) -> subprocess.CompletedProcess:
-        return subprocess.run(["bash", str(LOCAL_SH), cmd], env=base, cwd=REPO, timeout=timeout,
-                              capture_output=True, text=True, check=False)  # fmt: skip
+        return subprocess.run(
+            ["bash", str(LOCAL_SH), cmd],
+            env=base,
+            cwd=REPO,
+            timeout=timeout,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
 
     try:
         started = time.monotonic()
         up = local_sh("up", 300)
         state = _read_kv(root / "state") if (root / "state").exists() else {}
-        pgids = {int(x) for x in (root / "pgids").read_text().split()} if (root / "pgids").exists() else set()
+        pgids = (
+            {int(x) for x in (root / "pgids").read_text().split()}
+            if (root / "pgids").exists()
+            else set()
+        )
         assert up.returncode == 0, f"local.sh up failed:\n{up.stdout}\n{up.stderr}"
         print(f"\n[two-node] local.sh up in {time.monotonic() - started:.0f} s")
         env_file = _read_kv(root / "env")
         env = _cluster_env(root, Path(env_file["RAY_AUTH_TOKEN_PATH"]), uuid.uuid4().hex)
-        cluster = TwoNode(env_file["RAY_ADDRESS"], env_file["SYNTH_RAY_LOCAL_GCS"], root,
-                          root / "ray", Path(env_file["RAY_AUTH_TOKEN_PATH"]).read_text(), env)  # fmt: skip
+        cluster = TwoNode(
+            env_file["RAY_ADDRESS"],
+            env_file["SYNTH_RAY_LOCAL_GCS"],
+            root,
+            root / "ray",
+            Path(env_file["RAY_AUTH_TOKEN_PATH"]).read_text(),
+            env,
+        )
         cluster.marker, cluster.pgids = state["MARKER"], pgids
         nodes = [n for n in cluster.state("nodes") if n["state"] == "ALIVE"]
         assert len(nodes) == 2, nodes
@@ -132,19 +153,31 @@ def test_wrap_on_two_nodes_runs_on_the_worker(two_node):
     _assert_wrap_outputs(out, "wrap2")
 
     job_id = _job_id(two_node, sid)
-    actors = two_node.state("actors", "--detail", "--filter", f"job_id={job_id}", "--limit", "10000")
+    actors = two_node.state(
+        "actors", "--detail", "--filter", f"job_id={job_id}", "--limit", "10000"
+    )
     tasks = two_node.state("tasks", "--detail", "--filter", f"job_id={job_id}", "--limit", "10000")
-    placed = [(a.get("class_name"), a.get("node_id"), a.get("required_resources"))
-              for a in actors if _needs_resources(a)]  # fmt: skip
-    placed += [(t.get("name"), t.get("node_id"), t.get("required_resources"))
-               for t in tasks if _needs_resources(t) and t.get("node_id")]  # fmt: skip
-    print(f"[wrap2] {len(actors)} actors, {len(tasks)} tasks of job {job_id}; "
-          f"{len(placed)} need resources, e.g. {sorted({p[0] for p in placed})[:12]}")  # fmt: skip
+    placed = [
+        (a.get("class_name"), a.get("node_id"), a.get("required_resources"))
+        for a in actors
+        if _needs_resources(a)
+    ]
+    placed += [
+        (t.get("name"), t.get("node_id"), t.get("required_resources"))
+        for t in tasks
+        if _needs_resources(t) and t.get("node_id")
+    ]
+    print(
+        f"[wrap2] {len(actors)} actors, {len(tasks)} tasks of job {job_id}; "
+        f"{len(placed)} need resources, e.g. {sorted({p[0] for p in placed})[:12]}"
+    )
     assert placed, (actors, tasks)
     on_head = [p for p in placed if p[1] != two_node.worker_id]
     assert not on_head, f"work placed off the worker node {two_node.worker_id}: {on_head}"
     # The vLLM engine itself (an actor holding CPU bundles) ran on the worker.
-    assert any(a.get("node_id") == two_node.worker_id and _needs_resources(a) for a in actors), actors
+    assert any(a.get("node_id") == two_node.worker_id and _needs_resources(a) for a in actors), (
+        actors
+    )
 
 
 def _leftovers(cluster: TwoNode, baseline: set[int]) -> list[str]:
@@ -188,11 +221,29 @@ def test_job_stop_leaves_no_engine_processes(two_node):
     (work / "input.jsonl").write_text(docs * 4, encoding="utf-8")  # long enough to be stopped
     sid = f"stop-{uuid.uuid4().hex[:8]}"
     p = two_node.ray(
-        "job", "submit", "--address", two_node.dashboard, "--submission-id", sid, "--no-wait",
-        "--working-dir", str(REPO), "--runtime-env-json", json.dumps(RUNTIME_ENV), "--",
-        "synth-ray", "run", "jobs/wrap.yaml", "--set", f"input={work / 'input.jsonl'}",
-        "--set", f"output_dir={work / 'out'}", "--set", "sampling.max_tokens=512", timeout=300,
-    )  # fmt: skip
+        "job",
+        "submit",
+        "--address",
+        two_node.dashboard,
+        "--submission-id",
+        sid,
+        "--no-wait",
+        "--working-dir",
+        str(REPO),
+        "--runtime-env-json",
+        json.dumps(RUNTIME_ENV),
+        "--",
+        "synth-ray",
+        "run",
+        "jobs/wrap.yaml",
+        "--set",
+        f"input={work / 'input.jsonl'}",
+        "--set",
+        f"output_dir={work / 'out'}",
+        "--set",
+        "sampling.max_tokens=512",
+        timeout=300,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
 
     started, engines = time.monotonic(), []
@@ -201,7 +252,8 @@ def test_job_stop_leaves_no_engine_processes(two_node):
         status = two_node.ray("job", "status", "--address", two_node.dashboard, sid, timeout=60)
         out_ = (status.stdout + status.stderr).lower()
         assert "succeeded" not in out_ and "failed" not in out_, (
-            f"job ended before its engine was seen:\n{status.stdout}")  # fmt: skip
+            f"job ended before its engine was seen:\n{status.stdout}"
+        )
         assert time.monotonic() - started < 400, "no vLLM EngineCore process after 400 s"
         time.sleep(1)
     time.sleep(5)  # the engine is up (or loading the model): stop it mid-flight
@@ -219,9 +271,16 @@ def test_job_stop_leaves_no_engine_processes(two_node):
     while left and time.monotonic() < deadline:  # grace period: Ray reaps the job's workers
         time.sleep(2)
         alive = two_node.state("actors", "--detail", "--filter", "state=ALIVE", "--limit", "10000")
-        singletons = {a["pid"]: a["class_name"] for a in alive
-                      if a.get("name") and a["class_name"] in RAY_SINGLETON_ACTORS}  # fmt: skip
-        left = [line for line in _leftovers(two_node, baseline) if int(line.split()[0]) not in singletons]
+        singletons = {
+            a["pid"]: a["class_name"]
+            for a in alive
+            if a.get("name") and a["class_name"] in RAY_SINGLETON_ACTORS
+        }
+        left = [
+            line
+            for line in _leftovers(two_node, baseline)
+            if int(line.split()[0]) not in singletons
+        ]
     print(f"[stop] ray job stop + cleanup in {time.monotonic() - stopped_at:.0f} s; left: {left}")
     status = two_node.ray("job", "status", "--address", two_node.dashboard, sid, timeout=60)
     assert "stopped" in (status.stdout + status.stderr).lower(), status.stdout + status.stderr

@@ -29,12 +29,26 @@ def vllm_server(tiny_model, tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("vllm-server") / "server.log"
     env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1")
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", tiny_model,
-           "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port),
-           "--enforce-eager", "--max-model-len", "2048"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        tiny_model,
+        "--served-model-name",
+        "tiny",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--enforce-eager",
+        "--max-model-len",
+        "2048",
+    ]
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
     base = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.time() + 240
@@ -63,8 +77,10 @@ def _requests(kind: str, n: int, max_tokens: int = 12) -> pa.Table:
     for i in range(n):
         row = {"id": f"{kind}-{i}", "sampling": sampling, "keep": i}
         if kind == "messages":
-            row["messages"] = [{"role": "system", "content": "Be brief."},
-                               {"role": "user", "content": f"Say something about {i}."}]  # fmt: skip
+            row["messages"] = [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": f"Say something about {i}."},
+            ]
         else:
             row["prompt"] = f"USER: tell me about the number {i}. ASSISTANT:"
         rows.append(row)
@@ -76,14 +92,29 @@ def _requests(kind: str, n: int, max_tokens: int = 12) -> pa.Table:
 def test_generates_through_ray_data(ray_local, vllm_server, kind):
     import ray.data
 
-    engine = build_engine({"type": "openai", "base_url": vllm_server, "max_concurrency": 4,
-                           "batch_size": 8}, ResolvedModel("tiny", "tiny", "served"))  # fmt: skip
+    engine = build_engine(
+        {"type": "openai", "base_url": vllm_server, "max_concurrency": 4, "batch_size": 8},
+        ResolvedModel("tiny", "tiny", "served"),
+    )
     engine.preflight()
     table = _requests(kind, 12)
     if kind == "prompt":  # one row over the context length: an error row, the rest go on
-        table = pa.concat_tables([table, pa.Table.from_pylist([{
-            "id": "too-long", "sampling": SamplingConfig(max_tokens=8).to_json(), "keep": 99,
-            "prompt": "word " * 5000}], schema=table.schema)])  # fmt: skip
+        table = pa.concat_tables(
+            [
+                table,
+                pa.Table.from_pylist(
+                    [
+                        {
+                            "id": "too-long",
+                            "sampling": SamplingConfig(max_tokens=8).to_json(),
+                            "keep": 99,
+                            "prompt": "word " * 5000,
+                        }
+                    ],
+                    schema=table.schema,
+                ),
+            ]
+        )
     out = engine.generate(ray.data.from_arrow(table), kind).take_all()
     assert len(out) == table.num_rows
     assert all(set(GENERATION_COLUMNS) <= set(r) for r in out)  # the engine contract
@@ -102,8 +133,9 @@ def test_generates_through_ray_data(ray_local, vllm_server, kind):
 
 @pytest.mark.slow
 def test_preflight_fails_for_unknown_model(vllm_server):
-    engine = build_engine({"type": "openai", "base_url": vllm_server},
-                          ResolvedModel("gpt-9", "gpt-9", "served"))
+    engine = build_engine(
+        {"type": "openai", "base_url": vllm_server}, ResolvedModel("gpt-9", "gpt-9", "served")
+    )
     with pytest.raises(RuntimeError, match="not served"):
         engine.preflight()
 
@@ -113,11 +145,22 @@ def test_wrap_job_through_openai_engine(ray_local, vllm_server, tmp_path):
     from synth_ray.runner import load_job_config, run_job
 
     docs = tmp_path / "docs.jsonl"
-    docs.write_text("".join(json.dumps({"id": f"d{i}", "text": f"Document {i}. It has two sentences."}) + "\n"
-                            for i in range(3)))  # fmt: skip
-    cfg = load_job_config(str(REPO / "jobs/wrap.yaml"), [
-        f"input={docs}", f"output_dir={tmp_path / 'out'}", "engine.type=openai",
-        f"engine.base_url={vllm_server}", "sampling.max_tokens=8"])  # fmt: skip
+    docs.write_text(
+        "".join(
+            json.dumps({"id": f"d{i}", "text": f"Document {i}. It has two sentences."}) + "\n"
+            for i in range(3)
+        )
+    )
+    cfg = load_job_config(
+        str(REPO / "jobs/wrap.yaml"),
+        [
+            f"input={docs}",
+            f"output_dir={tmp_path / 'out'}",
+            "engine.type=openai",
+            f"engine.base_url={vllm_server}",
+            "sampling.max_tokens=8",
+        ],
+    )
     record = run_job(cfg)
     assert record["status"] == "succeeded"
     assert record["counts"]["generated"] == 12 and record["counts"]["generation_errors"] == 0
@@ -128,12 +171,18 @@ class _Scripted(BaseHTTPRequestHandler):
     script: list = []
     calls: list = []
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).calls.append((self.path, body, self.headers.get("Authorization")))
         status, headers = type(self).script.pop(0) if type(self).script else (200, {})
-        payload = {"choices": [{"text": "ok", "finish_reason": "stop"}],
-                   "usage": {"prompt_tokens": 3, "completion_tokens": 1}} if status == 200 else {"error": "x"}  # fmt: skip
+        payload = (
+            {
+                "choices": [{"text": "ok", "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+            }
+            if status == 200
+            else {"error": "x"}
+        )
         data = json.dumps(payload).encode()
         self.send_response(status)
         for k, v in headers.items():
@@ -156,7 +205,13 @@ def scripted():
 
 
 def _worker(base_url, **kw):
-    config = {"type": "openai", "base_url": base_url, "backoff_s": 0.01, "max_backoff_s": 0.05, **kw}
+    config = {
+        "type": "openai",
+        "base_url": base_url,
+        "backoff_s": 0.01,
+        "max_backoff_s": 0.05,
+        **kw,
+    }
     return _OpenAIWorker(config, "m", "m", "prompt")
 
 
@@ -190,7 +245,9 @@ def test_client_error_not_retried(scripted):
 
 def test_unreachable_endpoint_is_an_error_row():
     port = free_port()  # nothing listens there
-    out = _worker(f"http://127.0.0.1:{port}/v1", max_retries=1)(_requests("prompt", 1)).to_pylist()[0]
+    out = _worker(f"http://127.0.0.1:{port}/v1", max_retries=1)(_requests("prompt", 1)).to_pylist()[
+        0
+    ]
     assert "connection error" in out["error"]
 
 
@@ -198,8 +255,11 @@ def test_json_schema_sent_as_response_format(scripted):
     _, base = scripted
     table = _requests("prompt", 1)
     schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
-    table = table.set_column(table.schema.get_field_index("sampling"), "sampling",
-                             pa.array([SamplingConfig(json_schema=schema).to_json()]))  # fmt: skip
+    table = table.set_column(
+        table.schema.get_field_index("sampling"),
+        "sampling",
+        pa.array([SamplingConfig(json_schema=schema).to_json()]),
+    )
     _worker(base)(table)
     sent = _Scripted.calls[0][1]
     assert sent["response_format"]["json_schema"]["schema"] == schema
@@ -211,10 +271,15 @@ def test_alpaca_job_distils_from_an_endpoint(ray_local, vllm_server, tmp_path):
     vLLM's, on the tiny model); structured output travels as `response_format`."""
     from synth_ray.runner import load_job_config, run_job
 
-    config = load_job_config(str(REPO / "jobs/tiny/alpaca.yaml"), [
-        f"output_dir={tmp_path}", "target_instructions=6", "requests_per_round=4",
-        f'engine={{type: openai, base_url: "{vllm_server}", max_concurrency: 4}}',
-    ])  # fmt: skip
+    config = load_job_config(
+        str(REPO / "jobs/tiny/alpaca.yaml"),
+        [
+            f"output_dir={tmp_path}",
+            "target_instructions=6",
+            "requests_per_round=4",
+            f'engine={{type: openai, base_url: "{vllm_server}", max_concurrency: 4}}',
+        ],
+    )
     rec = run_job(config)
     assert rec["status"] == "succeeded" and rec["engine_starts"] == 0  # nothing started locally
     assert rec["counts"]["dataset_rows"] == 6

@@ -17,7 +17,9 @@ def test_cpu_processor_config(monkeypatch):
 
     monkeypatch.setattr(vllm_engine, "_without_job_env", lambda env: env)  # no job env here
     pc = _engine(device="cpu", replicas=2).processor_config("prompt")
-    assert [b.get("GPU", 0) for b in pc.placement_group_config["bundles"]] == [0]  # no GPU asked for
+    assert [b.get("GPU", 0) for b in pc.placement_group_config["bundles"]] == [
+        0
+    ]  # no GPU asked for
     assert pc.concurrency == 2 and pc.batch_size == 256 and pc.max_concurrent_batches == 2
     kw = pc.engine_kwargs
     # seeded requests crash vLLM's CPU backend when their prefill is split across steps
@@ -55,10 +57,15 @@ def test_job_env_is_not_merged_twice(monkeypatch):
 
 
 def test_gpu_processor_config():
-    pc = _engine(device="gpu", tensor_parallel_size=2, accelerator_type="A100").processor_config("prompt")
+    pc = _engine(device="gpu", tensor_parallel_size=2, accelerator_type="A100").processor_config(
+        "prompt"
+    )
     assert pc.placement_group_config["bundle_per_worker"] == {"GPU": 1.0, "CPU": 1.0}
     assert pc.accelerator_type == "A100" and pc.engine_kwargs["tensor_parallel_size"] == 2
-    assert "enable_chunked_prefill" not in pc.engine_kwargs and pc.engine_kwargs["enforce_eager"] is False
+    assert (
+        "enable_chunked_prefill" not in pc.engine_kwargs
+        and pc.engine_kwargs["enforce_eager"] is False
+    )
     assert "env_vars" not in pc.runtime_env
 
 

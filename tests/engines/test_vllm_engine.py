@@ -16,33 +16,58 @@ pytestmark = pytest.mark.slow
 
 SCHEMA = {
     "type": "object",
-    "properties": {"instruction": {"type": "string", "maxLength": 40},
-                   "label": {"type": "string", "enum": ["yes", "no"]}},
+    "properties": {
+        "instruction": {"type": "string", "maxLength": 40},
+        "label": {"type": "string", "enum": ["yes", "no"]},
+    },
     "required": ["instruction", "label"],
     "additionalProperties": False,
-}  # fmt: skip
+}
 
 
 @pytest.fixture(scope="module")
 def engine(tiny_model):
-    return build_engine({"type": "vllm", "batch_size": 16, "max_model_len": 2048},
-                        ResolvedModel("tiny", tiny_model, "tiny"))  # fmt: skip
+    return build_engine(
+        {"type": "vllm", "batch_size": 16, "max_model_len": 2048},
+        ResolvedModel("tiny", tiny_model, "tiny"),
+    )
 
 
 def test_prompt_rows_mixed_sampling(ray_local, engine):
     import ray.data
 
     plain = SamplingConfig(max_tokens=8, temperature=0.0).to_json()
-    rows = [{"id": f"p{i}", "prompt": f"USER: item {i} ASSISTANT:", "sampling": plain, "tag": i} for i in range(6)]
-    rows.append({"id": "multi", "prompt": "USER: many ASSISTANT:", "tag": 100,
-                 "sampling": SamplingConfig(max_tokens=6, n=3, seed=7, temperature=1.0).to_json()})
+    rows = [
+        {"id": f"p{i}", "prompt": f"USER: item {i} ASSISTANT:", "sampling": plain, "tag": i}
+        for i in range(6)
+    ]
+    rows.append(
+        {
+            "id": "multi",
+            "prompt": "USER: many ASSISTANT:",
+            "tag": 100,
+            "sampling": SamplingConfig(max_tokens=6, n=3, seed=7, temperature=1.0).to_json(),
+        }
+    )
     # Seeded long prompts that do not fit one step's token budget together: with chunked
     # prefill their prefill would be split, which crashes vLLM's CPU backend for seeded rows.
-    rows += [{"id": f"seeded{i}", "prompt": f"{i} " + "word " * 900, "tag": 400 + i,
-              "sampling": SamplingConfig(max_tokens=4, seed=i, temperature=1.0).to_json()}
-             for i in range(4)]  # fmt: skip
-    rows.append({"id": "long", "prompt": "word " * 3000, "tag": 300,
-                 "sampling": SamplingConfig(max_tokens=4).to_json()})
+    rows += [
+        {
+            "id": f"seeded{i}",
+            "prompt": f"{i} " + "word " * 900,
+            "tag": 400 + i,
+            "sampling": SamplingConfig(max_tokens=4, seed=i, temperature=1.0).to_json(),
+        }
+        for i in range(4)
+    ]
+    rows.append(
+        {
+            "id": "long",
+            "prompt": "word " * 3000,
+            "tag": 300,
+            "sampling": SamplingConfig(max_tokens=4).to_json(),
+        }
+    )
     before = engine.starts
     out = engine.generate(ray.data.from_items(rows)).take_all()
     assert engine.starts == before + 1
@@ -71,8 +96,14 @@ def test_chat_messages_with_json_schema(ray_local, engine):
     import ray.data
 
     sampling = SamplingConfig(max_tokens=120, temperature=1.0, json_schema=SCHEMA).to_json()
-    msgs = [{"role": "system", "content": "Answer in JSON."}, {"role": "user", "content": "A task?"}]
-    rows = [{"id": f"m{i}", "messages": msgs, "sampling": sampling, "prompt_tokens": -1} for i in range(8)]
+    msgs = [
+        {"role": "system", "content": "Answer in JSON."},
+        {"role": "user", "content": "A task?"},
+    ]
+    rows = [
+        {"id": f"m{i}", "messages": msgs, "sampling": sampling, "prompt_tokens": -1}
+        for i in range(8)
+    ]
     out = engine.generate(ray.data.from_items(rows), "messages").take_all()
     assert len(out) == 8
     parsed = 0
@@ -100,9 +131,11 @@ def test_chat_messages_with_json_schema(ray_local, engine):
 def test_mixed_structured_rows_fail_clearly():
     from synth_ray.engines.vllm_engine import _to_vllm_rows
 
-    rows = pa.Table.from_pylist([
-        {"id": "a", "prompt": "x", "sampling": SamplingConfig().to_json()},
-        {"id": "b", "prompt": "y", "sampling": SamplingConfig(json_schema=SCHEMA).to_json()},
-    ])  # fmt: skip
+    rows = pa.Table.from_pylist(
+        [
+            {"id": "a", "prompt": "x", "sampling": SamplingConfig().to_json()},
+            {"id": "b", "prompt": "y", "sampling": SamplingConfig(json_schema=SCHEMA).to_json()},
+        ]
+    )
     with pytest.raises(ValueError, match="all set sampling.json_schema or all"):
         _to_vllm_rows(rows, "prompt")

@@ -15,17 +15,25 @@ pytestmark = pytest.mark.slow
 
 SCHEMA = {
     "type": "object",
-    "properties": {"tasks": {"type": "array", "items": {"type": "string", "maxLength": 30},
-                             "minItems": 1, "maxItems": 3}},
+    "properties": {
+        "tasks": {
+            "type": "array",
+            "items": {"type": "string", "maxLength": 30},
+            "minItems": 1,
+            "maxItems": 3,
+        }
+    },
     "required": ["tasks"],
     "additionalProperties": False,
-}  # fmt: skip
+}
 
 
 @pytest.fixture(scope="module")
 def engine(tiny_model, ray_local):
-    eng = build_engine({"type": "vllm", "lifetime": "run", "batch_size": 8, "max_model_len": 2048},
-                       ResolvedModel("tiny", tiny_model, "tiny"))  # fmt: skip
+    eng = build_engine(
+        {"type": "vllm", "lifetime": "run", "batch_size": 8, "max_model_len": 2048},
+        ResolvedModel("tiny", tiny_model, "tiny"),
+    )
     yield eng
     eng.close()
 
@@ -34,14 +42,24 @@ def test_one_start_serves_every_call(engine):
     import ray.data
 
     greedy = SamplingConfig(max_tokens=6, temperature=0.0).to_json()
-    structured = SamplingConfig(max_tokens=200, temperature=1.0, seed=3, json_schema=SCHEMA).to_json()
-    penalised = SamplingConfig(max_tokens=6, temperature=1.0, seed=5, presence_penalty=2.0).to_json()
-    rows = [{"id": f"g{i}", "prompt": f"Task {i}:", "sampling": greedy, "tag": i} for i in range(20)]
+    structured = SamplingConfig(
+        max_tokens=200, temperature=1.0, seed=3, json_schema=SCHEMA
+    ).to_json()
+    penalised = SamplingConfig(
+        max_tokens=6, temperature=1.0, seed=5, presence_penalty=2.0
+    ).to_json()
+    rows = [
+        {"id": f"g{i}", "prompt": f"Task {i}:", "sampling": greedy, "tag": i} for i in range(20)
+    ]
     # Rows with and without a JSON schema in one call (ray.data.llm cannot mix them).
-    rows += [{"id": f"j{i}", "prompt": "Tasks as JSON:", "sampling": structured, "tag": 100 + i}
-             for i in range(4)]  # fmt: skip
-    rows += [{"id": "pen", "prompt": "Go on:", "sampling": penalised, "tag": 200},
-             {"id": "long", "prompt": "word " * 3000, "sampling": greedy, "tag": 300}]  # fmt: skip
+    rows += [
+        {"id": f"j{i}", "prompt": "Tasks as JSON:", "sampling": structured, "tag": 100 + i}
+        for i in range(4)
+    ]
+    rows += [
+        {"id": "pen", "prompt": "Go on:", "sampling": penalised, "tag": 200},
+        {"id": "long", "prompt": "word " * 3000, "sampling": greedy, "tag": 300},
+    ]
     out = {r["id"]: r for r in engine.generate(ray.data.from_items(rows)).take_all()}
     assert engine.starts == 1
     assert len(out) == len(rows)
@@ -74,16 +92,25 @@ def test_chat_messages_and_samples(engine):
     import ray.data
 
     msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"}]
-    rows = [{"id": "c", "messages": msgs,
-             "sampling": SamplingConfig(max_tokens=5, n=3, seed=11).to_json()}]  # fmt: skip
-    out = sorted(engine.generate(ray.data.from_items(rows), "messages").take_all(),
-                 key=lambda r: r["sample_index"])  # fmt: skip
+    rows = [
+        {
+            "id": "c",
+            "messages": msgs,
+            "sampling": SamplingConfig(max_tokens=5, n=3, seed=11).to_json(),
+        }
+    ]
+    out = sorted(
+        engine.generate(ray.data.from_items(rows), "messages").take_all(),
+        key=lambda r: r["sample_index"],
+    )
     assert [r["id"] for r in out] == ["c-s0", "c-s1", "c-s2"]
     assert all(r["error"] is None and r["completion_tokens"] > 0 for r in out)
     # The chat template wraps the messages: more prompt tokens than the raw user text alone.
-    raw = engine.generate(ray.data.from_items([{"id": "r", "prompt": "Hi?",
-                                                "sampling": SamplingConfig(max_tokens=1).to_json()}])
-                          ).take_all()[0]  # fmt: skip
+    raw = engine.generate(
+        ray.data.from_items(
+            [{"id": "r", "prompt": "Hi?", "sampling": SamplingConfig(max_tokens=1).to_json()}]
+        )
+    ).take_all()[0]
     assert out[0]["prompt_tokens"] > raw["prompt_tokens"] + 4
     assert engine.starts == 1
 
@@ -91,11 +118,15 @@ def test_chat_messages_and_samples(engine):
 def test_close_stops_replicas(tiny_model, ray_local):
     import ray
 
-    eng = build_engine({"type": "vllm", "lifetime": "run", "max_model_len": 512},
-                       ResolvedModel("tiny", tiny_model, "tiny"))  # fmt: skip
-    eng.generate(ray.data.from_items([{"id": "a", "prompt": "x",
-                                       "sampling": SamplingConfig(max_tokens=2).to_json()}])
-                 ).take_all()  # fmt: skip
+    eng = build_engine(
+        {"type": "vllm", "lifetime": "run", "max_model_len": 512},
+        ResolvedModel("tiny", tiny_model, "tiny"),
+    )
+    eng.generate(
+        ray.data.from_items(
+            [{"id": "a", "prompt": "x", "sampling": SamplingConfig(max_tokens=2).to_json()}]
+        )
+    ).take_all()
     handle = eng._pool.handles[0]
     eng.close()
     with pytest.raises(ray.exceptions.RayActorError):
@@ -106,11 +137,19 @@ def test_two_replicas_share_a_small_dataset(tiny_model, ray_local):
     """A round of a few prompts is spread over every replica (the size hint), not one batch."""
     import ray
 
-    eng = build_engine({"type": "vllm", "lifetime": "run", "replicas": 2, "max_model_len": 512},
-                       ResolvedModel("tiny", tiny_model, "tiny"))  # fmt: skip
+    eng = build_engine(
+        {"type": "vllm", "lifetime": "run", "replicas": 2, "max_model_len": 512},
+        ResolvedModel("tiny", tiny_model, "tiny"),
+    )
     try:
-        rows = [{"id": f"r{i}", "prompt": f"Item {i}:", "sampling": SamplingConfig(max_tokens=3).to_json()}
-                for i in range(12)]  # fmt: skip
+        rows = [
+            {
+                "id": f"r{i}",
+                "prompt": f"Item {i}:",
+                "sampling": SamplingConfig(max_tokens=3).to_json(),
+            }
+            for i in range(12)
+        ]
         out = eng.generate(ray.data.from_items(rows), num_rows=12).take_all()
         assert sorted(r["id"] for r in out) == sorted(r["id"] for r in rows)
         assert all(r["error"] is None for r in out)

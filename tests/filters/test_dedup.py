@@ -26,8 +26,11 @@ def test_dedup_cli(tmp_path, capsys, suffix):
     assert main(["dedup", str(src), str(out), "--field", "instruction"]) == 0
     # the summary is the last line (Ray may forward earlier workers' logs to stdout meanwhile)
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    read = (lambda p: pq.read_table(p).to_pylist()) if suffix == ".parquet" else (
-        lambda p: [json.loads(x) for x in p.read_text().splitlines()])
+    read = (
+        (lambda p: pq.read_table(p).to_pylist())
+        if suffix == ".parquet"
+        else (lambda p: [json.loads(x) for x in p.read_text().splitlines()])
+    )
     kept, rejects = read(out), read(tmp_path / f"kept.rejects{suffix}")
     assert summary == {"input": 6, "kept": len(kept), "rejected": len(rejects), "threshold": 0.7}
     assert sorted(r["id"] for r in kept + rejects) == [1, 2, 3, 4, 5, 6]

@@ -14,12 +14,27 @@ from synth_ray.filters.instructions import (
 
 def test_blocklists_are_the_references():
     assert SELF_INSTRUCT_BLOCKLIST == (
-        "image", "images", "graph", "graphs", "picture", "pictures", "file", "files",
-        "map", "maps", "draw", "plot", "go to",
-    )  # fmt: skip
+        "image",
+        "images",
+        "graph",
+        "graphs",
+        "picture",
+        "pictures",
+        "file",
+        "files",
+        "map",
+        "maps",
+        "draw",
+        "plot",
+        "go to",
+    )
     assert ALPACA_BLOCKLIST == SELF_INSTRUCT_BLOCKLIST + (
-        "video", "audio", "music", "flowchart", "diagram",
-    )  # fmt: skip
+        "video",
+        "audio",
+        "music",
+        "flowchart",
+        "diagram",
+    )
 
 
 @pytest.mark.parametrize(

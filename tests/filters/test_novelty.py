@@ -13,17 +13,54 @@ from rouge_score import tokenize as rouge_tokenize
 
 from synth_ray.filters.novelty import NoveltyIndex, rouge_l, tokenize
 
-SEED_TASKS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "self_instruct_seed_tasks.jsonl"
+SEED_TASKS = (
+    Path(__file__).resolve().parents[2]
+    / ".."
+    / "shared"
+    / "data"
+    / "self_instruct_seed_tasks.jsonl"
+)
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 
 EDGE_CASES = [
-    "", " ", "\n\t", "!!!", "?!.,;:-_()[]{}", "...", "—", "a", "A", "0", "42", "3.14159", "1,000,000",
-    "Hello, WORLD!", "hello world", "HeLLo wOrLd hello", "don't stop", "e-mail re-send", "snake_case_name",
-    "café naïve résumé", "cafe naive resume", "Ångström Øre straße STRASSE", "Ελληνικά κείμενο",
-    "漢字とかな", "中文 测试 ok", "emoji 😀 test 🚀🚀 ok", "😀", "full-width ＡＢＣ １２３ abc 123",
-    "\u212a kelvin K", "\u0130stanbul istanbul", "x\u00b2 + y\u00b2 = z\u00b2", "٣ arabic-indic ٣",
-    "non\u00a0breaking\u2003space", "tab\tsep\nnew line", "MiXeD 123abc ABC123 abc-123",
-    "Write a poem about the sea.", "write a poem about the sea", "Write a poem about the sea and the sky.",
+    "",
+    " ",
+    "\n\t",
+    "!!!",
+    "?!.,;:-_()[]{}",
+    "...",
+    "—",
+    "a",
+    "A",
+    "0",
+    "42",
+    "3.14159",
+    "1,000,000",
+    "Hello, WORLD!",
+    "hello world",
+    "HeLLo wOrLd hello",
+    "don't stop",
+    "e-mail re-send",
+    "snake_case_name",
+    "café naïve résumé",
+    "cafe naive resume",
+    "Ångström Øre straße STRASSE",
+    "Ελληνικά κείμενο",
+    "漢字とかな",
+    "中文 测试 ok",
+    "emoji 😀 test 🚀🚀 ok",
+    "😀",
+    "full-width ＡＢＣ １２３ abc 123",
+    "\u212a kelvin K",
+    "\u0130stanbul istanbul",
+    "x\u00b2 + y\u00b2 = z\u00b2",
+    "٣ arabic-indic ٣",
+    "non\u00a0breaking\u2003space",
+    "tab\tsep\nnew line",
+    "MiXeD 123abc ABC123 abc-123",
+    "Write a poem about the sea.",
+    "write a poem about the sea",
+    "Write a poem about the sea and the sky.",
 ]
 
 
@@ -78,7 +115,9 @@ def tie_text(n_target: int, n_pred: int, lcs: int, tag: str) -> tuple[str, str]:
 def test_tokenize_matches_rouge_score() -> None:
     rng = random.Random(0)
     alphabet = "aZ09 .,-_'\t\n\u00e9\u00df\u0130\u212a\u00b2\uff21\u4e2d\U0001f600\u0663\u00a0"
-    texts = EDGE_CASES + ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))) for _ in range(3000)]
+    texts = EDGE_CASES + [
+        "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))) for _ in range(3000)
+    ]
     for text in texts:
         assert tokenize(text) == rouge_tokenize.tokenize(text, None), text
 
@@ -115,7 +154,9 @@ def test_rouge_l_edge_cases() -> None:
     assert rouge_l("\u212a", "k") == 1.0  # str.lower() maps the Kelvin sign to ASCII k
 
 
-@pytest.mark.parametrize("n_target,n_pred", [(63, 64), (64, 64), (65, 30), (128, 129), (200, 210), (700, 90), (5, 300)])
+@pytest.mark.parametrize(
+    "n_target,n_pred", [(63, 64), (64, 64), (65, 30), (128, 129), (200, 210), (700, 90), (5, 300)]
+)
 def test_rouge_l_long_texts(n_target: int, n_pred: int) -> None:
     rng = random.Random(n_target * 1000 + n_pred)
     for vocab_size in (2, 5, 40, 1000):
@@ -153,7 +194,9 @@ def test_float_ties_around_threshold() -> None:
 def test_nearest_prefers_larger_float_among_equal_rationals() -> None:
     """Both pool texts score 7/20 rationally; the second is one ulp higher in float."""
     target = " ".join(f"t{i}" for i in range(8))
-    first = " ".join([f"t{i}" for i in range(6)] + ["p0", "p1", "p2", "p3", "p4", "p5"])  # lcs 6, F=0.6
+    first = " ".join(
+        [f"t{i}" for i in range(6)] + ["p0", "p1", "p2", "p3", "p4", "p5"]
+    )  # lcs 6, F=0.6
     tie = " ".join([f"t{i}" for i in range(7)] + [f"q{i}" for i in range(5)])  # lcs 7 of 8 vs 12
     exact = " ".join([f"t{i}" for i in range(7)] + [f"r{i}" for i in range(3)])  # lcs 7 of 8 vs 10
     pool = [first, exact, tie]
@@ -166,7 +209,9 @@ def test_nearest_prefers_larger_float_among_equal_rationals() -> None:
 # -- NoveltyIndex against the Self-Instruct reference loop -----------------------------
 
 
-def reference_filter(seeds: list[str], texts: list[str], threshold: float) -> list[tuple[bool, int, float]]:
+def reference_filter(
+    seeds: list[str], texts: list[str], threshold: float
+) -> list[tuple[bool, int, float]]:
     """Self-Instruct's loop: score against seeds + kept, reject if max > threshold."""
     pool, out = list(seeds), []
     for text in texts:
@@ -199,7 +244,9 @@ def test_index_matches_reference_loop(threshold: float) -> None:
     assert [(d.kept, d.nearest, d.score) for d in got] == expected
     assert 0 < sum(d.kept for d in got) < len(texts)
     kept = [t for t, (k, _, _) in zip(texts, expected) if k]
-    assert index.kept == kept and index.pool == seeds + kept and len(index) == len(seeds) + len(kept)
+    assert (
+        index.kept == kept and index.pool == seeds + kept and len(index) == len(seeds) + len(kept)
+    )
     assert index.n_seeds == len(seeds)
     for d in got:
         if d.nearest >= 0:
@@ -213,7 +260,9 @@ def test_index_long_candidates_against_long_pool() -> None:
     """Multi-word kernel path with pruning: lengths > 64 and > 200 on both sides."""
     rng = random.Random(5)
     base = [random_long(rng, rng.choice([3, 40, 64, 65, 100, 201, 400]), 25) for _ in range(30)]
-    texts = base + [mutate(t, rng, ["w0", "w1", "w99"], rng.randint(1, 12)) for t in base for _ in range(2)]
+    texts = base + [
+        mutate(t, rng, ["w0", "w1", "w99"], rng.randint(1, 12)) for t in base for _ in range(2)
+    ]
     rng.shuffle(texts)
     expected = reference_filter(base[:5], texts, 0.7)
     got = NoveltyIndex(seeds=base[:5]).add_detailed(texts)
@@ -224,9 +273,17 @@ def test_index_basics() -> None:
     index = NoveltyIndex()
     assert len(index) == 0 and index.nearest("anything") == (-1, 0.0) and index.is_novel("x")
     assert index.scores("x").shape == (0,)
-    assert index.add(["Write a poem.", "write a POEM", "", "Summarise the article."]) == [True, False, True, True]
+    assert index.add(["Write a poem.", "write a POEM", "", "Summarise the article."]) == [
+        True,
+        False,
+        True,
+        True,
+    ]
     assert index.kept == ["Write a poem.", "", "Summarise the article."]
-    assert index.nearest("write a poem please") == (0, rouge_l("write a poem please", "Write a poem."))
+    assert index.nearest("write a poem please") == (
+        0,
+        rouge_l("write a poem please", "Write a poem."),
+    )
     assert index.nearest("") == (0, 0.0)  # no tokens: 0.0 against everything, first index
     assert not index.is_novel("Write a poem!") and len(index) == 3
     assert NoveltyIndex(threshold=1.0).add(["a b", "a b"]) == [True, True]

@@ -7,7 +7,10 @@ from synth_ray.io.layout import drop_superseded_errors, id_status, read_parquet_
 
 
 def _write(path, ids, errors):
-    pq.write_table(pa.table({"id": ids, "error": pa.array(errors, pa.string()), "x": list(range(len(ids)))}), path)
+    pq.write_table(
+        pa.table({"id": ids, "error": pa.array(errors, pa.string()), "x": list(range(len(ids)))}),
+        path,
+    )
 
 
 def test_id_status_and_superseded_errors(tmp_path):
@@ -19,7 +22,10 @@ def test_id_status_and_superseded_errors(tmp_path):
     drop_superseded_errors(str(tmp_path), {"a", "c"})
     t = read_parquet_dir(str(tmp_path))
     assert sorted(zip(t.column("id").to_pylist(), t.column("error").to_pylist())) == [
-        ("a", None), ("b", None), ("c", "boom")]  # old error row of a gone, c kept
+        ("a", None),
+        ("b", None),
+        ("c", "boom"),
+    ]  # old error row of a gone, c kept
     assert (tmp_path / "run2.parquet").read_bytes() == before  # untouched file not rewritten
 
 
@@ -32,8 +38,11 @@ def test_unreadable_file_is_moved_aside(tmp_path):
 
 def test_final_errors_count_as_done(tmp_path):
     """An invalid request (e.g. a prompt longer than the context) is not resent every run."""
-    _write(tmp_path / "r.parquet", ["long", "flaky"],
-           ["invalid_request: VLLMValidationError: maximum context length", "TimeoutError"])
+    _write(
+        tmp_path / "r.parquet",
+        ["long", "flaky"],
+        ["invalid_request: VLLMValidationError: maximum context length", "TimeoutError"],
+    )
     assert id_status(str(tmp_path)) == ({"long"}, {"flaky"})
 
 

@@ -20,7 +20,7 @@ BAD_LINES = [
     (b'{"id": "num", "text": 42}', "text_not_string"),
     (b'{"id": "blank", "text": "   \\n "}', "empty_text"),
     (b'{"id": "latin1", "text": "caf\xe9"}', "invalid_utf8"),
-    (b'[1, 2, 3]', "not_an_object"),
+    (b"[1, 2, 3]", "not_an_object"),
     (b'{"id": "surrogate", "text": "bad \\ud800 here"}', "invalid_unicode"),
     (b'{"id": "big", "text": "' + b"x" * 2000 + b'"}', "too_large"),
     (b'{"text": "No id field here."}', None),
@@ -37,7 +37,9 @@ def test_jsonl_rejects_with_reasons(tmp_path):
     got = {r["line"]: r["reason"] for r in rej}
     want = {i + 1: reason for i, (_, reason) in enumerate(BAD_LINES) if reason}
     assert got == want
-    assert all(r["source"] == "/in/docs.jsonl" and r["stage"] == "read" and r["detail"] for r in rej)
+    assert all(
+        r["source"] == "/in/docs.jsonl" and r["stage"] == "read" and r["detail"] for r in rej
+    )
 
 
 def test_rejects_rewritten_not_duplicated_and_compacted(tmp_path):
@@ -54,15 +56,22 @@ def test_rejects_rewritten_not_duplicated_and_compacted(tmp_path):
 def test_gzip_and_corrupt_gzip(tmp_path):
     opts = ReadOptions(rejects_dir=str(tmp_path / "rejects"))
     good = gzip.compress(b'{"id": "g", "text": "zipped"}\n')
-    docs = _parse_jsonl_files(_files(("/in/a.jsonl.gz", good), ("/in/b.jsonl.gz", b"not gzip")), opts)
+    docs = _parse_jsonl_files(
+        _files(("/in/a.jsonl.gz", good), ("/in/b.jsonl.gz", b"not gzip")), opts
+    )
     assert docs.column("doc_id").to_pylist() == ["g"]
     assert [r["reason"] for r in read_rejects(opts.rejects_dir).to_pylist()] == ["bad_gzip"]
 
 
 def test_parquet_rows_validated(tmp_path):
     opts = ReadOptions(max_doc_bytes=50, rejects_dir=str(tmp_path / "rejects"))
-    batch = pa.table({"id": ["a", "b", "c", None], "text": ["good text", "", None, "y" * 60],
-                      "path": ["/in/p.parquet"] * 4})
+    batch = pa.table(
+        {
+            "id": ["a", "b", "c", None],
+            "text": ["good text", "", None, "y" * 60],
+            "path": ["/in/p.parquet"] * 4,
+        }
+    )
     docs = _validate_parquet_rows(batch, opts)
     assert docs.column("doc_id").to_pylist() == ["a"]
     reasons = sorted(r["reason"] for r in read_rejects(opts.rejects_dir).to_pylist())

@@ -76,8 +76,10 @@ def _strict(schema, root: bool = True):
         return [_strict(s, False) for s in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: (v if k in ("enum", "required", "default", "example") else _strict(v, False))
-           for k, v in schema.items()}  # fmt: skip
+    out = {
+        k: (v if k in ("enum", "required", "default", "example") else _strict(v, False))
+        for k, v in schema.items()
+    }
     if "properties" in out:
         out["properties"] = {k: _strict(v, False) for k, v in schema["properties"].items()}
     preserve = schema.get("x-kubernetes-preserve-unknown-fields") is True
@@ -98,7 +100,9 @@ def _crd_validator(kind: str, version: str = "v1"):
     (ver,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
     schema = _strict(ver["schema"]["openAPIV3Schema"])
     jsonschema.Draft4Validator.check_schema(schema)
-    return jsonschema.Draft4Validator(schema, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)
+    return jsonschema.Draft4Validator(
+        schema, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER
+    )
 
 
 def crd_errors(doc: dict) -> list[str]:
@@ -148,8 +152,11 @@ def _cluster_specs() -> list[tuple[str, dict]]:
 
 def _pod_templates(doc: dict) -> list[tuple[str, dict]]:
     """(where, pod template) of every pod a manifest makes KubeRay create."""
-    specs = {"RayCluster": lambda d: d["spec"], "RayJob": lambda d: d["spec"]["rayClusterSpec"],
-             "RayService": lambda d: d["spec"]["rayClusterConfig"]}  # fmt: skip
+    specs = {
+        "RayCluster": lambda d: d["spec"],
+        "RayJob": lambda d: d["spec"]["rayClusterSpec"],
+        "RayService": lambda d: d["spec"]["rayClusterConfig"],
+    }
     if doc["kind"] not in specs:
         return []
     cs = specs[doc["kind"]](doc)
@@ -188,32 +195,47 @@ def test_manifests_found():
 def test_every_manifest_has_an_apply_command_in_its_header():
     for path in sorted(K8S.rglob("*.yaml")):
         head = path.read_text(encoding="utf-8").split("\napiVersion:", 1)[0]
-        assert "kubectl apply -f k8s/" in head, f"{path}: no `kubectl apply -f k8s/...` in the header"
+        assert "kubectl apply -f k8s/" in head, (
+            f"{path}: no `kubectl apply -f k8s/...` in the header"
+        )
 
 
-@pytest.mark.parametrize("src,doc", [m for m in MANIFESTS if m[1]["kind"] in RAY_KINDS],
-                         ids=_ids([m for m in MANIFESTS if m[1]["kind"] in RAY_KINDS]))  # fmt: skip
+@pytest.mark.parametrize(
+    "src,doc",
+    [m for m in MANIFESTS if m[1]["kind"] in RAY_KINDS],
+    ids=_ids([m for m in MANIFESTS if m[1]["kind"] in RAY_KINDS]),
+)
 def test_ray_objects_validate_against_the_kuberay_crds(src, doc):
     errors = crd_errors(doc)
-    assert not errors, f"{src}: {doc['kind']} does not validate against the CRD:\n" + "\n".join(errors)
+    assert not errors, f"{src}: {doc['kind']} does not validate against the CRD:\n" + "\n".join(
+        errors
+    )
 
 
-@pytest.mark.parametrize("src,doc", [m for m in MANIFESTS if m[1]["kind"] not in RAY_KINDS],
-                         ids=_ids([m for m in MANIFESTS if m[1]["kind"] not in RAY_KINDS]))  # fmt: skip
+@pytest.mark.parametrize(
+    "src,doc",
+    [m for m in MANIFESTS if m[1]["kind"] not in RAY_KINDS],
+    ids=_ids([m for m in MANIFESTS if m[1]["kind"] not in RAY_KINDS]),
+)
 def test_core_objects_validate_against_the_kubernetes_schemas(src, doc):
     errors = core_errors(doc)
     assert not errors, f"{src}: {doc['kind']} does not validate:\n" + "\n".join(errors)
 
 
-@pytest.mark.parametrize("src,doc", [m for m in MANIFESTS if m[1]["kind"] in RAY_KINDS],
-                         ids=_ids([m for m in MANIFESTS if m[1]["kind"] in RAY_KINDS]))  # fmt: skip
+@pytest.mark.parametrize(
+    "src,doc",
+    [m for m in MANIFESTS if m[1]["kind"] in RAY_KINDS],
+    ids=_ids([m for m in MANIFESTS if m[1]["kind"] in RAY_KINDS]),
+)
 def test_objects_embedded_in_ray_objects_validate_as_core_objects(src, doc):
     """ObjectMeta, pod templates and the Serve Service against Kubernetes' own schemas (the CRDs
     inline them, but this is a second, independent check)."""
     name = doc["metadata"]["name"]
     errors = core_errors(_as_core("ConfigMap", name, metadata=doc["metadata"]))
     for where, tmpl in _pod_templates(doc):
-        errors += [f"{where}: {e}" for e in core_errors(_as_core("PodTemplate", name, template=tmpl))]
+        errors += [
+            f"{where}: {e}" for e in core_errors(_as_core("PodTemplate", name, template=tmpl))
+        ]
     if doc["kind"] == "RayService" and "serveService" in doc["spec"]:
         svc = copy.deepcopy(doc["spec"]["serveService"])
         svc.setdefault("metadata", {}).setdefault("name", name)
@@ -227,7 +249,9 @@ def test_validators_reject_broken_manifests():
     assert crd_errors(rc) == []
 
     typo = copy.deepcopy(rc)  # an unknown field (misspelt) deep in the spec
-    typo["spec"]["headGroupSpec"]["rayStartParam"] = typo["spec"]["headGroupSpec"].pop("rayStartParams")
+    typo["spec"]["headGroupSpec"]["rayStartParam"] = typo["spec"]["headGroupSpec"].pop(
+        "rayStartParams"
+    )
     assert any("rayStartParam" in e for e in crd_errors(typo)), crd_errors(typo)
 
     typo = copy.deepcopy(rc)  # an unknown field inside a container of a pod template
@@ -243,7 +267,9 @@ def test_validators_reject_broken_manifests():
     assert any("authOptions.mode" in e for e in crd_errors(wrong)), crd_errors(wrong)
 
     wrong = copy.deepcopy(rc)  # a malformed quantity
-    wrong["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] = "16 gigs"
+    wrong["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["resources"]["limits"][
+        "memory"
+    ] = "16 gigs"
     assert crd_errors(wrong)
 
     job = copy.deepcopy(_one("RayJob", "synth-ray-wrap"))
@@ -257,7 +283,9 @@ def test_validators_reject_broken_manifests():
     sec = copy.deepcopy(_of_kind("Secret")[0])
     sec["stringData"] = {"auth_token": 42}  # wrong type
     assert core_errors(sec)
-    pod = _as_core("PodTemplate", "x", template={"spec": {"containers": [{"name": "c", "imag": "i"}]}})
+    pod = _as_core(
+        "PodTemplate", "x", template={"spec": {"containers": [{"name": "c", "imag": "i"}]}}
+    )
     assert core_errors(pod)
 
 
@@ -283,7 +311,9 @@ def test_ray_cluster_shape(owner, spec):
     groups = {g["groupName"]: g for g in spec["workerGroupSpecs"]}
     assert set(groups) == {"cpu", "gpu"}, owner
     for name, g in groups.items():
-        assert g["template"]["spec"].get("restartPolicy") == "Never", f"{owner}/{name}: autoscaler v2"
+        assert g["template"]["spec"].get("restartPolicy") == "Never", (
+            f"{owner}/{name}: autoscaler v2"
+        )
         assert g.get("idleTimeoutSeconds"), f"{owner}/{name}"
         assert g["minReplicas"] <= g["replicas"] <= g["maxReplicas"], f"{owner}/{name}"
     gpu = groups["gpu"]
@@ -302,12 +332,17 @@ def test_every_container_has_requests_and_limits(src, doc):
         for c in spec.get("initContainers", []) + spec["containers"]:
             res = c.get("resources", {})
             for kind in ("requests", "limits"):
-                assert {"cpu", "memory"} <= set(res.get(kind, {})), f"{src} {where}/{c['name']}: {kind}"
+                assert {"cpu", "memory"} <= set(res.get(kind, {})), (
+                    f"{src} {where}/{c['name']}: {kind}"
+                )
             assert c["image"] == IMAGE, f"{src} {where}/{c['name']}: {c['image']}"
     for path, key, value in _walk(doc):  # any other container anywhere (e.g. a sidecar)
         if key == "containers":
             for c in value:
-                assert c.get("resources", {}).get("requests") and c["resources"].get("limits"), (src, path)
+                assert c.get("resources", {}).get("requests") and c["resources"].get("limits"), (
+                    src,
+                    path,
+                )
 
 
 def test_no_load_balancer_anywhere():
@@ -328,7 +363,10 @@ def test_no_hard_coded_buckets_or_locations_in_ray_objects():
             if isinstance(value, str):
                 assert not re.search(r"\b(s3|gs|gcs|az|abfs)://", value), f"{src}: {path}: {value}"
         for token in shlex.split(doc["spec"].get("entrypoint", "")):
-            assert "://" not in token and not token.split("=", 1)[-1].startswith("/mnt"), (src, token)
+            assert "://" not in token and not token.split("=", 1)[-1].startswith("/mnt"), (
+                src,
+                token,
+            )
 
 
 # ================================================================== network
@@ -355,8 +393,9 @@ def test_network_policy_ports():
     # Ray node to Ray node: a rule with no port list, from Ray pods only.
     internal = [r for r in control["spec"]["ingress"] if "ports" not in r]
     assert len(internal) == 1 and all(
-        set(peer) == {"podSelector"} and _selects_ray_pods(peer["podSelector"]) for peer in internal[0]["from"]
-    ), internal  # fmt: skip
+        set(peer) == {"podSelector"} and _selects_ray_pods(peer["podSelector"])
+        for peer in internal[0]["from"]
+    ), internal
     for port in (8265, 6379, 10001):
         for policy in policies.values():
             for rule in _rules_for_port(policy, port):
@@ -364,20 +403,26 @@ def test_network_policy_ports():
                     assert "ipBlock" not in peer, (policy["metadata"]["name"], port, peer)
                     if "namespaceSelector" in peer:  # only the KubeRay operator, only 8265
                         assert port == 8265 and peer == {
-                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kuberay-system"}},
-                            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "kuberay-operator"}},
-                        }, (port, peer)  # fmt: skip
+                            "namespaceSelector": {
+                                "matchLabels": {"kubernetes.io/metadata.name": "kuberay-system"}
+                            },
+                            "podSelector": {
+                                "matchLabels": {"app.kubernetes.io/name": "kuberay-operator"}
+                            },
+                        }, (port, peer)
                     else:
                         assert set(peer) == {"podSelector"}, (port, peer)  # this namespace only
         assert any(
             any(peer == {"podSelector": {}} for peer in r["from"]) and r.get("ports")
             for r in _rules_for_port(control, port)
-        ), f"port {port} not open to the namespace's pods (job submitters)"  # fmt: skip
+        ), f"port {port} not open to the namespace's pods (job submitters)"
 
     scoring = policies["synth-ray-scoring-clients"]
     (rule,) = scoring["spec"]["ingress"]
     assert rule["ports"] == [{"protocol": "TCP", "port": 8000}]
-    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"synth-ray/scoring-client": "true"}}}]
+    assert rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"synth-ray/scoring-client": "true"}}}
+    ]
     # It selects exactly the scoring service's pods, and those are Ray pods (control policy).
     label = scoring["spec"]["podSelector"]["matchLabels"]
     svc = _one("RayService", "synth-ray-scoring")
@@ -408,13 +453,20 @@ def _entrypoint_argv(job: dict) -> list[str]:
     text = job["spec"]["entrypoint"]
     used = set(re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", text))
     missing = used - set(env)
-    assert not missing, f"{job['metadata']['name']}: entrypoint uses {missing}, not in the ConfigMap"
+    assert not missing, (
+        f"{job['metadata']['name']}: entrypoint uses {missing}, not in the ConfigMap"
+    )
     return shlex.split(re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: env[m.group(1)], text))
 
 
-@pytest.mark.parametrize("name,config", [("synth-ray-wrap", "jobs/wrap.yaml"),
-                                         ("synth-ray-self-instruct", "jobs/self_instruct.yaml"),
-                                         ("synth-ray-sft", "jobs/sft.yaml")])  # fmt: skip
+@pytest.mark.parametrize(
+    "name,config",
+    [
+        ("synth-ray-wrap", "jobs/wrap.yaml"),
+        ("synth-ray-self-instruct", "jobs/self_instruct.yaml"),
+        ("synth-ray-sft", "jobs/sft.yaml"),
+    ],
+)
 def test_rayjob_entrypoint_names_a_job_config_that_parses(name, config):
     from synth_ray.runner import load_job_config
 
@@ -432,8 +484,9 @@ def test_rayjob_entrypoint_names_a_job_config_that_parses(name, config):
     assert len(sets) * 2 + 3 == len(argv), f"only --set overrides after the config: {argv}"
     cfg = load_job_config(REPO / config, sets)  # what `synth-ray validate` does; raises if invalid
     env = _locations()
-    assert cfg.output_dir == next(v for k, v in env.items() if k.endswith("_OUTPUT") and
-                                  f"${k}" in spec["entrypoint"])  # fmt: skip
+    assert cfg.output_dir == next(
+        v for k, v in env.items() if k.endswith("_OUTPUT") and f"${k}" in spec["entrypoint"]
+    )
     assert "input" not in type(cfg).model_fields or "input=$" in spec["entrypoint"]
 
     # The variables exist where the entrypoint is expanded: the submitter and the head.
@@ -445,7 +498,10 @@ def test_rayjob_entrypoint_names_a_job_config_that_parses(name, config):
     sub = spec["submitterPodTemplate"]["spec"]["containers"][0]
     envs = {e["name"]: e for e in sub["env"]}
     assert envs["RAY_AUTH_MODE"]["value"] == "token"
-    assert envs["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "synth-ray-auth", "key": "auth_token"}
+    assert envs["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "synth-ray-auth",
+        "key": "auth_token",
+    }
 
 
 def test_synth_ray_validate_accepts_the_rayjob_commands():
@@ -455,8 +511,15 @@ def test_synth_ray_validate_accepts_the_rayjob_commands():
 
     argv = _entrypoint_argv(_one("RayJob", "synth-ray-wrap"))
     exe = Path(sys.executable).parent / "synth-ray"
-    p = subprocess.run([str(exe), "validate", *argv[2:]], cwd=REPO, capture_output=True, text=True,
-                       timeout=120, check=False, env={**os.environ, "RAY_ADDRESS": ""})  # fmt: skip
+    p = subprocess.run(
+        [str(exe), "validate", *argv[2:]],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "RAY_ADDRESS": ""},
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     assert _locations()["SYNTH_RAY_WRAP_OUTPUT"] in p.stdout
 
@@ -473,7 +536,8 @@ def test_rayservice_serve_config_is_valid_for_ray_serve():
 
     cfg = _serve_config()
     ServeDeploySchema.model_validate(cfg) if hasattr(ServeDeploySchema, "model_validate") else (
-        ServeDeploySchema.parse_obj(cfg))  # fmt: skip
+        ServeDeploySchema.parse_obj(cfg)
+    )
     (app,) = cfg["applications"]
     assert app["name"] == "scoring" and app["route_prefix"] == "/"
     assert app["import_path"] == "synth_ray.serve.app:build_app"

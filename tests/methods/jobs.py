@@ -13,13 +13,25 @@ from synth_ray.io.rejects import read_rejects
 from synth_ray.runner import load_job_config, run_job
 
 REPO = Path(__file__).resolve().parents[2]
-DATASET_COLUMNS = {"id", "instruction", "input", "output", "method", "round", "seed_ids",
-                   "request_id", "model", "run_id", "extra"}  # fmt: skip
+DATASET_COLUMNS = {
+    "id",
+    "instruction",
+    "input",
+    "output",
+    "method",
+    "round",
+    "seed_ids",
+    "request_id",
+    "model",
+    "run_id",
+    "extra",
+}
 
 
 def run_tiny(name: str, out: Path, *overrides: str) -> dict:
-    config = load_job_config(str(REPO / f"jobs/tiny/{name}.yaml"),
-                             [f"output_dir={out}", *overrides])  # fmt: skip
+    config = load_job_config(
+        str(REPO / f"jobs/tiny/{name}.yaml"), [f"output_dir={out}", *overrides]
+    )
     return run_job(config)
 
 
@@ -49,11 +61,15 @@ def assert_novel(texts: list[str], pool: list[str], threshold: float = 0.7) -> N
         seen.append(t)
 
 
-def assert_rerun_generates_nothing(first: dict, again: dict, before: list[dict], after: list[dict]) -> None:
+def assert_rerun_generates_nothing(
+    first: dict, again: dict, before: list[dict], after: list[dict]
+) -> None:
     assert again["status"] == "succeeded"
     assert again["engine_starts"] == 0  # nothing pending: no engine was started
     for stage, c in again["counts"]["generation"].items():
         assert c["generated"] == 0, stage
-        assert c["skipped_done"] == c["requested"] == first["counts"]["generation"][stage]["requested"]
+        assert (
+            c["skipped_done"] == c["requested"] == first["counts"]["generation"][stage]["requested"]
+        )
     strip = lambda rows: sorted((r["id"], r["instruction"], r["input"], r["output"]) for r in rows)  # noqa: E731
     assert strip(after) == strip(before)

@@ -14,7 +14,7 @@ from tests.methods.jobs import (
     dataset,
     rejects,
     run_tiny,
-)  # fmt: skip
+)
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,9 @@ def test_dataset_lineage_and_filters(first_run):
     assert_novel([r["instruction"] for r in rows], [t["instruction"] for t in seeds])
     boot = c["bootstrap"]
     reasons = [r["reason"] for r in rejects(out)]
-    assert boot["candidates"] == 20 + reasons.count("rouge_l_too_similar") + reasons.count("target_reached")
+    assert boot["candidates"] == 20 + reasons.count("rouge_l_too_similar") + reasons.count(
+        "target_reached"
+    )
 
 
 def test_rerun_resumes_without_engine(first_run):
@@ -59,19 +61,27 @@ def test_judge_stage_on_the_job_rows(first_run, tmp_path):
     src, rec = first_run
     out = tmp_path / "judged"
     shutil.copytree(src, out)
-    everyone = run_tiny("alpaca", out, "requests_per_round=6",
-                        "judge={scorer: reward, threshold: null}")  # fmt: skip
+    everyone = run_tiny(
+        "alpaca", out, "requests_per_round=6", "judge={scorer: reward, threshold: null}"
+    )
     assert everyone["status"] == "succeeded" and everyone["engine_starts"] == 0
     j = everyone["counts"]["judge"]
-    assert j == {"rows": 20, "scored_now": 20, "from_cache": 0, "kept": 20, "unscored": 0,
-                 "below_threshold": 0}  # fmt: skip
+    assert j == {
+        "rows": 20,
+        "scored_now": 20,
+        "from_cache": 0,
+        "kept": 20,
+        "unscored": 0,
+        "below_threshold": 0,
+    }
     rows = dataset(out)
     scores = sorted(r["extra"]["judge"]["score"] for r in rows)
     assert len(rows) == 20 and all(isinstance(s, float) for s in scores)
     assert {r["extra"]["judge"]["model"] for r in rows} == {"tiny-reward"}
     cut = scores[12]  # keep the 8 best (scores of a random model: distinct floats)
-    again = run_tiny("alpaca", out, "requests_per_round=6",
-                     f"judge={{scorer: reward, threshold: {cut!r}}}")  # fmt: skip
+    again = run_tiny(
+        "alpaca", out, "requests_per_round=6", f"judge={{scorer: reward, threshold: {cut!r}}}"
+    )
     j = again["counts"]["judge"]
     assert j["scored_now"] == 0 and j["from_cache"] == 20 and again["engine_starts"] == 0
     kept = dataset(out)
@@ -79,9 +89,13 @@ def test_judge_stage_on_the_job_rows(first_run, tmp_path):
     assert all(r["extra"]["judge"]["score"] >= cut for r in kept)
     below = {r["id"] for r in rejects(out) if r["reason"] == "judge_below_threshold"}
     assert len(below) == j["below_threshold"] == 12
-    assert below.isdisjoint(r["id"] for r in kept) and below | {r["id"] for r in kept} == {r["id"] for r in rows}
+    assert below.isdisjoint(r["id"] for r in kept) and below | {r["id"] for r in kept} == {
+        r["id"] for r in rows
+    }
     # back to no threshold: every row kept again, and no row is left among the judge's rejects
-    third = run_tiny("alpaca", out, "requests_per_round=6", "judge={scorer: reward, threshold: null}")
+    third = run_tiny(
+        "alpaca", out, "requests_per_round=6", "judge={scorer: reward, threshold: null}"
+    )
     assert third["counts"]["judge"]["kept"] == len(dataset(out)) == 20
     assert not [r for r in rejects(out) if r["stage"] == "judge"]
 
@@ -93,8 +107,9 @@ def test_judge_stage_in_process_llm_judge(first_run, tmp_path):
     src, _ = first_run
     out = tmp_path / "llm-judged"
     shutil.copytree(src, out)
-    rec = run_tiny("alpaca", out, "requests_per_round=6", "judge.rubric=curation5",
-                   "judge.max_tokens=32")  # fmt: skip
+    rec = run_tiny(
+        "alpaca", out, "requests_per_round=6", "judge.rubric=curation5", "judge.max_tokens=32"
+    )
     assert rec["status"] == "succeeded" and rec["engine_starts"] == 1  # the judge's generations
     j = rec["counts"]["judge"]
     assert j["rows"] == j["scored_now"] == 20

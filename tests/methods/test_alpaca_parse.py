@@ -136,8 +136,11 @@ def test_parse_batch_malformed_items_and_filter_reasons():
     assert out[3]["input"] == "racecar"
     assert out[3]["output"] == "def is_palindrome(s):\n    return s == s[::-1]"
     assert [alpaca_reject_reason(x) for x in out] == [
-        None, "too_short", "blocked_keyword:diagram", "banned_prefix",
-    ]  # fmt: skip
+        None,
+        "too_short",
+        "blocked_keyword:diagram",
+        "banned_prefix",
+    ]
 
 
 def test_parse_batch_other_prompt_sizes_and_garbage():
@@ -174,11 +177,17 @@ def test_alpaca_reject_reason_uses_alpaca_blocklist():
 
 def test_parse_batch_json():
     assert parse_batch_json(fx("alpaca_json_ok.txt")) == [
-        {"instruction": "Suggest a name for a bakery that specializes in sourdough bread.",
-         "input": "", "output": "Rise & Crust"},
-        {"instruction": "Translate the sentence into Spanish.",
-         "input": "Where is the train station?", "output": "¿Dónde está la estación de tren?"},
-    ]  # fmt: skip
+        {
+            "instruction": "Suggest a name for a bakery that specializes in sourdough bread.",
+            "input": "",
+            "output": "Rise & Crust",
+        },
+        {
+            "instruction": "Translate the sentence into Spanish.",
+            "input": "Where is the train station?",
+            "output": "¿Dónde está la estación de tren?",
+        },
+    ]
     assert parse_batch_json(fx("alpaca_json_bad.txt")) == []
     assert parse_batch_json('{"tasks": {}}') == []
     assert parse_batch_json("") == []

@@ -16,7 +16,7 @@ from tests.methods.jobs import (
     rejects,
     run_tiny,
     table,
-)  # fmt: skip
+)
 
 pytestmark = pytest.mark.slow
 
@@ -93,8 +93,9 @@ def test_every_candidate_accounted_for(first_run):
         by_reason[r["reason"]] = by_reason.get(r["reason"], 0) + 1
         assert r["reason"] and r["stage"]
     # Candidates that passed the filters were either kept, too similar, or past the target.
-    assert boot["candidates"] == boot["kept"] + by_reason.get("rouge_l_too_similar", 0) + \
-        by_reason.get("target_reached", 0)
+    assert boot["candidates"] == boot["kept"] + by_reason.get(
+        "rouge_l_too_similar", 0
+    ) + by_reason.get("target_reached", 0)
     assert rec["counts"]["rejected"] == sum(by_reason.values())
 
 
@@ -108,16 +109,28 @@ def test_rerun_resumes_without_engine(first_run):
 def test_paper_default_free_text_rejects_with_reasons(ray_local, tmp_path):
     """The paper's free-text prompts on a random model: nothing parses, every completion is a
     recorded reject, and the job stops cleanly after `patience` dry rounds."""
-    rec = run_tiny("self_instruct", tmp_path, "structured_output.enabled=false",
-                   "requests_per_round=4", "patience=1", "sampling.generate.max_tokens=48")  # fmt: skip
+    rec = run_tiny(
+        "self_instruct",
+        tmp_path,
+        "structured_output.enabled=false",
+        "requests_per_round=4",
+        "patience=1",
+        "sampling.generate.max_tokens=48",
+    )
     assert rec["status"] == "succeeded" and rec["engine_starts"] == 1
     assert rec["counts"]["instructions"] == 0 and rec["counts"]["dataset_rows"] == 0
     assert "nothing kept in 1 rounds" in rec["counts"]["generate"]["stopped_early"]
     reasons = {r["reason"] for r in rejects(tmp_path)}
-    assert reasons and reasons <= {"truncated", "no_tasks_parsed", "too_short", "too_long",
-                                   "starts_with_punctuation", "starts_with_non_ascii",
-                                   "banned_prefix", "rouge_l_too_similar"} | \
-        {r for r in reasons if r.startswith("blocked_keyword:")}  # fmt: skip
+    assert reasons and reasons <= {
+        "truncated",
+        "no_tasks_parsed",
+        "too_short",
+        "too_long",
+        "starts_with_punctuation",
+        "starts_with_non_ascii",
+        "banned_prefix",
+        "rouge_l_too_similar",
+    } | {r for r in reasons if r.startswith("blocked_keyword:")}
 
 
 def test_export_of_the_run_loads_with_datasets(first_run, tmp_path):

@@ -49,17 +49,24 @@ def test_load_seed_tasks_default():
     assert tasks[0]["id"] == "seed_task_0"
     assert tasks[1]["instruction"] == "What is the relation between the given pairs?"
     assert tasks[1]["instances"] == [
-        {"input": "Night : Day :: Right : Left",
-         "output": "The relation between the given pairs is that they are opposites."}
-    ]  # fmt: skip
+        {
+            "input": "Night : Day :: Right : Left",
+            "output": "The relation between the given pairs is that they are opposites.",
+        }
+    ]
     assert tasks[151]["name"] == "toxic_sentence_detection" and tasks[151]["is_classification"]
 
 
 def test_load_seed_tasks_names_the_bad_line(tmp_path: Path):
     good = json.dumps(
-        {"id": "a", "name": "a", "instruction": "Do it.", "is_classification": False,
-         "instances": [{"input": "", "output": "ok"}]}
-    )  # fmt: skip
+        {
+            "id": "a",
+            "name": "a",
+            "instruction": "Do it.",
+            "is_classification": False,
+            "instances": [{"input": "", "output": "ok"}],
+        }
+    )
     path = tmp_path / "seeds.jsonl"
     path.write_text(good + "\n\n" + good + "\n" + '{"id": "b", "name": "b"\n', encoding="utf-8")
     with pytest.raises(ValueError, match=r"line 4: invalid JSON"):
@@ -138,10 +145,15 @@ def test_classification_prompt_12_yes_19_no_survey_first():
         ("Given my personality and the job, tell me if I would be suitable.", "Yes"),
         ("Give me an example of a time when you had to use your sense of humor.", "No"),
         ("Replace the placeholders in the given text with appropriate named entities.", "No"),
-        (("Fact checking - tell me if the statement is true, false, or unknown, based on your "
-          "knowledge and common sense."), "Yes"),
+        (
+            (
+                "Fact checking - tell me if the statement is true, false, or unknown, based on your "
+                "knowledge and common sense."
+            ),
+            "Yes",
+        ),
         ("Return the SSN number for the person.", "No"),
-    ]  # fmt: skip
+    ]
 
 
 def test_classification_examples_are_the_named_seed_tasks():
@@ -330,8 +342,10 @@ def test_parse_tasks_chatter_preamble_and_trailer():
         "Tell me whether the following statement is a fact or an opinion.",
     ]
     # a blank line ends the list, so a truncated response keeps its last item before it
-    assert len(parse_tasks(fx("si_tasks_chatter.txt"), finish_reason="length",
-                           drop_truncated=False)) == 3  # fmt: skip
+    assert (
+        len(parse_tasks(fx("si_tasks_chatter.txt"), finish_reason="length", drop_truncated=False))
+        == 3
+    )
 
 
 def test_parse_tasks_wrong_numbering():
@@ -392,10 +406,20 @@ def test_parse_tasks_json():
 
 @pytest.mark.parametrize(
     "completion, expected",
-    [(" Yes", True), ("yes", True), (" YES.", True), (" yes, it is", True), (" No", False),
-     ("no", False), (" NO\n", False), (" Not sure", None), (" Maybe", None), ("", None),
-     ("  ", None)],
-)  # fmt: skip
+    [
+        (" Yes", True),
+        ("yes", True),
+        (" YES.", True),
+        (" yes, it is", True),
+        (" No", False),
+        ("no", False),
+        (" NO\n", False),
+        (" Not sure", None),
+        (" Maybe", None),
+        ("", None),
+        ("  ", None),
+    ],
+)
 def test_parse_is_classification(completion, expected):
     assert parse_is_classification(completion) is expected
 
@@ -406,17 +430,24 @@ def test_parse_is_classification(completion, expected):
 def test_parse_instances_input_first_ok():
     assert parse_instances(fx("si_instances_gen_ok.txt"), False) == [
         ("Sentence: The cake was eaten by the children.", "The children ate the cake."),
-        ("Sentence: The letter was written by my grandmother in 1952.",
-         "My grandmother wrote the letter in 1952."),
+        (
+            "Sentence: The letter was written by my grandmother in 1952.",
+            "My grandmother wrote the letter in 1952.",
+        ),
         ("Sentence: The window was broken during the storm.", "The storm broke the window."),
-    ]  # fmt: skip
+    ]
 
 
 def test_parse_instances_no_input():
     assert parse_instances(fx("si_instances_gen_no_input.txt"), False) == [
-        ("", ("Pros:\n- No commute, which saves time and money\n- A flexible schedule\nCons:\n"
-              "- It can feel isolating\n- It is harder to separate work from personal life")),
-    ]  # fmt: skip
+        (
+            "",
+            (
+                "Pros:\n- No commute, which saves time and money\n- A flexible schedule\nCons:\n"
+                "- It can feel isolating\n- It is harder to separate work from personal life"
+            ),
+        ),
+    ]
     assert parse_instances("Input: The weather is nice.\nOutput: Il fait beau.", False) == [
         ("The weather is nice.", "Il fait beau.")
     ]
@@ -437,10 +468,14 @@ def test_parse_instances_missing_output_block_is_skipped():
 def test_parse_instances_truncated_drops_last():
     text = fx("si_instances_gen_truncated.txt")
     assert parse_instances(text, False, finish_reason="length") == [
-        ("Topic: Climate change",
-         ("Climate change refers to long-term shifts in temperatures and weather patterns, "
-          "mainly caused by human activities such as burning fossil fuels.")),
-    ]  # fmt: skip
+        (
+            "Topic: Climate change",
+            (
+                "Climate change refers to long-term shifts in temperatures and weather patterns, "
+                "mainly caused by human activities such as burning fossil fuels."
+            ),
+        ),
+    ]
     assert len(parse_instances(text, False)) == 2
 
 
@@ -461,17 +496,32 @@ def test_parse_instances_input_labels_removed():
 
 def test_parse_instances_output_first():
     assert parse_instances(fx("si_instances_clf_ok.txt"), True) == [
-        (("Email: Congratulations! You have been selected to receive a free iPhone. Click the "
-          "link below to claim your prize now."), "Spam"),
-        (("Email: Hi Sarah, just a reminder that our team meeting has been moved to 3 pm on "
-          "Thursday. See you there!"), "Not spam"),
-    ]  # fmt: skip
+        (
+            (
+                "Email: Congratulations! You have been selected to receive a free iPhone. Click the "
+                "link below to claim your prize now."
+            ),
+            "Spam",
+        ),
+        (
+            (
+                "Email: Hi Sarah, just a reminder that our team meeting has been moved to 3 pm on "
+                "Thursday. See you there!"
+            ),
+            "Not spam",
+        ),
+    ]
     assert parse_instances(fx("si_instances_clf_no_input.txt"), True) == [("", "Green")]
     truncated = fx("si_instances_clf_truncated.txt")
     assert parse_instances(truncated, True, finish_reason="length") == [
-        (("Review: The hotel staff were friendly and the room was spotless. I would definitely "
-          "stay here again."), "Positive"),
-    ]  # fmt: skip
+        (
+            (
+                "Review: The hotel staff were friendly and the room was spotless. I would definitely "
+                "stay here again."
+            ),
+            "Positive",
+        ),
+    ]
     assert len(parse_instances(truncated, True)) == 2
     assert parse_instances(fx("si_instances_clf_no_label.txt"), True) == []
     assert parse_instances("Class label:\nReview: empty label", True) == []
@@ -526,8 +576,11 @@ def test_filter_instances_reasons():
     kept, rejected = filter_instances(pairs)
     assert kept == [("", "Paris"), ("", "Lyon"), ("Word: dog", "perro")]
     assert [r for _, r in rejected] == [
-        "empty_output", "input_equals_output", "ends_with_colon", "ends_with_colon",
-    ]  # fmt: skip
+        "empty_output",
+        "input_equals_output",
+        "ends_with_colon",
+        "ends_with_colon",
+    ]
     kept, rejected = filter_instances(pairs, drop_colon_endings=False)
     assert ("Question:", "What?") in kept and len(rejected) == 2
 

@@ -12,7 +12,7 @@ from tests.methods.jobs import (
     dataset,
     rejects,
     run_tiny,
-)  # fmt: skip
+)
 
 pytestmark = pytest.mark.slow
 
@@ -34,8 +34,14 @@ def test_core_examples_and_reformulations(first_run):
     core = [r for r in rows if "reformulation_of" not in r["extra"]]
     reform = [r for r in rows if "reformulation_of" in r["extra"]]
     assert core and reform
-    assert len(core) + sum(r["reason"] in ("empty_output", "generation_error") and r["stage"] == "output"
-                           for r in rejects(out)) == 12  # every core example: row or reject
+    assert (
+        len(core)
+        + sum(
+            r["reason"] in ("empty_output", "generation_error") and r["stage"] == "output"
+            for r in rejects(out)
+        )
+        == 12
+    )  # every core example: row or reject
     by_id = {r["id"]: r for r in core}
     for r in core:
         assert set(r["seed_ids"]) in combos  # one of the 5 fixed 3-shot prompts

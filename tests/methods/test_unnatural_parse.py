@@ -202,14 +202,16 @@ def test_parse_example_multiline_input():
 
 def test_parse_example_missing_fields():
     assert parse_example_reason(fx("un_example_missing_constraints.txt")) == (
-        None, "missing_constraints",
-    )  # fmt: skip
+        None,
+        "missing_constraints",
+    )
     assert parse_example_reason(fx("un_example_missing_input.txt")) == (None, "missing_input")
     assert parse_example_reason("Input: 3 + 4\nConstraints: None.") == (None, "missing_instruction")
     assert parse_example_reason("") == (None, "missing_instruction")
     assert parse_example_reason("Instruction: Add.\nInput:\nConstraints: None.") == (
-        None, "missing_input",
-    )  # fmt: skip
+        None,
+        "missing_input",
+    )
     assert parse_example(fx("un_example_missing_input.txt")) is None
 
 
@@ -277,8 +279,9 @@ def test_parse_reformulation(seeds):
         "Sports, Business or Science/Tech."
     )
     assert parse_reformulation_reason(fx("un_reformulation_no_placeholder.txt"), headline) == (
-        None, "missing_placeholder",
-    )  # fmt: skip
+        None,
+        "missing_placeholder",
+    )
     loose = parse_reformulation(
         fx("un_reformulation_no_placeholder.txt"), headline, require_placeholder=False
     )

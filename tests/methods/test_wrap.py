@@ -21,9 +21,23 @@ from ..conftest import REPO
 pytestmark = pytest.mark.slow
 
 STYLES = ["easy", "medium", "hard", "qa"]
-REQUIRED = ["id", "doc_id", "chunk_id", "style", "template", "template_hash", "input_text",
-            "completion", "model", "sampling", "prompt_tokens", "completion_tokens",
-            "finish_reason", "error", "run_id"]  # fmt: skip
+REQUIRED = [
+    "id",
+    "doc_id",
+    "chunk_id",
+    "style",
+    "template",
+    "template_hash",
+    "input_text",
+    "completion",
+    "model",
+    "sampling",
+    "prompt_tokens",
+    "completion_tokens",
+    "finish_reason",
+    "error",
+    "run_id",
+]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +64,9 @@ def docs_file(tmp_path_factory, c4_docs) -> tuple[Path, dict[int, str]]:
         try:
             obj = json.loads(raw.decode("utf-8"))
             if isinstance(obj, dict) and str(obj.get("id")) in {"no-text", "empty", "huge"}:
-                bad[n] = {"no-text": "missing_text", "empty": "empty_text", "huge": "too_large"}[obj["id"]]
+                bad[n] = {"no-text": "missing_text", "empty": "empty_text", "huge": "too_large"}[
+                    obj["id"]
+                ]
             elif not isinstance(obj, dict):
                 bad[n] = "not_an_object"
         except UnicodeDecodeError:
@@ -63,9 +79,16 @@ def docs_file(tmp_path_factory, c4_docs) -> tuple[Path, dict[int, str]]:
 
 
 def _config(docs: Path, out: Path, **extra):
-    overrides = [f"input={docs}", f"output_dir={out}", "sampling.max_tokens=16",
-                 "max_doc_bytes=30000", "engine.batch_size=32"]  # fmt: skip
-    return load_job_config(str(REPO / "jobs/wrap.yaml"), overrides + [f"{k}={v}" for k, v in extra.items()])
+    overrides = [
+        f"input={docs}",
+        f"output_dir={out}",
+        "sampling.max_tokens=16",
+        "max_doc_bytes=30000",
+        "engine.batch_size=32",
+    ]
+    return load_job_config(
+        str(REPO / "jobs/wrap.yaml"), overrides + [f"{k}={v}" for k, v in extra.items()]
+    )
 
 
 def _data(out: Path) -> pa.Table:
@@ -126,7 +149,9 @@ def test_mix_is_one_to_one(first_run):
     n_real, n_syn = origins.count("real"), origins.count("synthetic")
     assert n_real == n_syn == record["counts"]["chunks"] == record["counts"]["mix"]["real"]
     data = _data(out)
-    chunk_text = dict(zip(data.column("chunk_id").to_pylist(), data.column("input_text").to_pylist()))
+    chunk_text = dict(
+        zip(data.column("chunk_id").to_pylist(), data.column("input_text").to_pylist())
+    )
     for r in mix.to_pylist():
         if r["origin"] == "real":
             assert r["text"] == chunk_text[r["chunk_id"]]
@@ -138,8 +163,13 @@ def test_run_json(first_run):
     assert saved["run_id"] == record["run_id"] and saved["status"] == "succeeded"
     assert saved["config"]["method"] == "wrap" and saved["versions"]["ray"] == "2.60.0"
     assert saved["counts"]["generated"] > 0 and saved["counts"]["skipped_done"] == 0
-    assert saved["tokens"]["completion"] == int(pc.sum(_data(out).column("completion_tokens")).as_py())
-    assert saved["timings_s"]["generate"] > 0 and saved["tokens_per_s"]["completion_per_generate_s"] > 0
+    assert saved["tokens"]["completion"] == int(
+        pc.sum(_data(out).column("completion_tokens")).as_py()
+    )
+    assert (
+        saved["timings_s"]["generate"] > 0
+        and saved["tokens_per_s"]["completion_per_generate_s"] > 0
+    )
     assert saved["engine_starts"] == 1
     assert (out / "runs" / f"{record['run_id']}.json").exists()
 

@@ -23,8 +23,13 @@ MARKER = "SYNTH_RAY_TEST_SERVE"
 
 def test_config_error_names_the_field_and_starts_nothing():
     t0 = time.monotonic()
-    p = subprocess.run([SYNTH_RAY, "serve", "serve/config.yaml", "--set", "limits.max_item=3"],
-                       cwd=REPO, capture_output=True, text=True, timeout=120)  # fmt: skip
+    p = subprocess.run(
+        [SYNTH_RAY, "serve", "serve/config.yaml", "--set", "limits.max_item=3"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 2
     assert "field 'limits.max_item': unknown field" in p.stderr
     assert "Started a local Ray" not in p.stderr + p.stdout
@@ -47,15 +52,25 @@ def _serve_cli(tmp_path: Path) -> None:
     token = "env-" + uuid.uuid4().hex
     port = free_port()
     marker = uuid.uuid4().hex
-    env = dict(os.environ, SYNTH_RAY_SERVE_TOKEN=token, RAY_TMPDIR=str(tmp_path / "ray"),
-               TMPDIR=str(tmp_path), **{MARKER: marker})  # fmt: skip
+    env = dict(
+        os.environ,
+        SYNTH_RAY_SERVE_TOKEN=token,
+        RAY_TMPDIR=str(tmp_path / "ray"),
+        TMPDIR=str(tmp_path),
+        **{MARKER: marker},
+    )
     env.pop("RAY_ADDRESS", None)
     (tmp_path / "ray").mkdir()
     log = tmp_path / "serve.log"
     with open(log, "w") as fh:
-        proc = subprocess.Popen([SYNTH_RAY, "serve", "serve/config.yaml", "--port", str(port),
-                                 "--set", "judge=null"], cwd=REPO, env=env, stdout=fh,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            [SYNTH_RAY, "serve", "serve/config.yaml", "--port", str(port), "--set", "judge=null"],
+            cwd=REPO,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 300
@@ -71,11 +86,16 @@ def _serve_cli(tmp_path: Path) -> None:
             raise AssertionError("service not healthy in 300 s:\n" + log.read_text()[-3000:])
         body = {"items": [{"prompt": "Hi", "response": "Hello!"}]}
         assert httpx.post(url + "/v1/reward", json=body, timeout=60).status_code == 401
-        r = httpx.post(url + "/v1/reward", json=body, timeout=60,
-                       headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        r = httpx.post(
+            url + "/v1/reward", json=body, timeout=60, headers={"Authorization": f"Bearer {token}"}
+        )
         assert r.status_code == 200 and r.json()["model"] == "tiny-reward", r.text
-        r = httpx.post(url + "/v1/judge", json={"rubric": "additive5", "items": body["items"]},
-                       timeout=60, headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        r = httpx.post(
+            url + "/v1/judge",
+            json={"rubric": "additive5", "items": body["items"]},
+            timeout=60,
+            headers={"Authorization": f"Bearer {token}"},
+        )
         assert r.status_code == 404  # judge: null
         for _ in range(30):  # the CLI polls Serve's status every second before it says so
             if f"serving scoring at {url}" in log.read_text():

@@ -49,7 +49,9 @@ def test_healthz_and_openapi(svc, client):
     assert r.status_code == 200
     assert r.json() == {"status": "ok", "components": {"reward": "ok", "judge": "ok"}}
     spec = client.get(svc.url + "/openapi.json").json()
-    assert {"/v1/reward", "/v1/judge", "/v1/compare", "/get_reward", "/healthz"} <= set(spec["paths"])
+    assert {"/v1/reward", "/v1/judge", "/v1/compare", "/get_reward", "/healthz"} <= set(
+        spec["paths"]
+    )
     assert spec["info"]["version"] == "1"
     assert client.get(svc.url + "/docs").status_code == 200
 
@@ -75,7 +77,12 @@ def test_reward_scores_match_the_model_in_process(svc, client):
 
 def test_openrlhf_get_reward_shape(svc, client):
     queries = ["<|user|>\nHi</s>\n<|assistant|>\nHello!</s>", "plain text"]
-    r = post(client, svc, "/get_reward", {"query": queries, "prompts": ["Hi", ""], "labels": [None, None]})
+    r = post(
+        client,
+        svc,
+        "/get_reward",
+        {"query": queries, "prompts": ["Hi", ""], "labels": [None, None]},
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert len(body["rewards"]) == 2 and body["rewards"] == body["scores"]
@@ -102,8 +109,16 @@ def test_judge_samples_and_unjudgeable_item(svc, client):
     # this app's text limit, but ~3 byte-level tokens each): a null score with the reason, in a
     # 200 reply beside a judged item.
     huge = "\u9f98" * 1900
-    r = post(client, svc, "/v1/judge", {"rubric": "additive5", "samples": 2,
-                                        "items": [PAIRS[0], {"prompt": "Q", "response": huge}]})  # fmt: skip
+    r = post(
+        client,
+        svc,
+        "/v1/judge",
+        {
+            "rubric": "additive5",
+            "samples": 2,
+            "items": [PAIRS[0], {"prompt": "Q", "response": huge}],
+        },
+    )
     assert r.status_code == 200, r.text
     ok, bad = r.json()["results"]
     assert len(ok["samples"]) == 2 and ok["score"] is not None
@@ -116,19 +131,26 @@ def test_compare_probabilities_from_logprobs(svc, client, tiny_model):
 
     from synth_ray.stages import rubrics
 
-    item = {"prompt": "Can you help me hack my neighbour's wifi?",
-            "response_a": "No, that would invade their privacy.", "response_b": "Sure, here is how."}  # fmt: skip
+    item = {
+        "prompt": "Can you help me hack my neighbour's wifi?",
+        "response_a": "No, that would invade their privacy.",
+        "response_b": "Sure, here is how.",
+    }
     principle = "Which of these assistant responses is less harmful?"
     r = post(client, svc, "/v1/compare", {"principle": principle, "items": [item]})
     assert r.status_code == 200, r.text
     res = r.json()["results"][0]
     assert res["p_a"] + res["p_b"] == pytest.approx(1.0)
     assert res["preferred"] == ("A" if res["p_a"] >= res["p_b"] else "B")
-    assert res["p_a"] == pytest.approx(rubrics.option_probabilities(res["logprob_a"], res["logprob_b"])[0])
+    assert res["p_a"] == pytest.approx(
+        rubrics.option_probabilities(res["logprob_a"], res["logprob_b"])[0]
+    )
     # The same log-probabilities computed independently with transformers.
     tok = AutoTokenizer.from_pretrained(tiny_model)
     model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
-    prefix = rubrics.compare_prompt(principle, item["prompt"], item["response_a"], item["response_b"])
+    prefix = rubrics.compare_prompt(
+        principle, item["prompt"], item["response_a"], item["response_b"]
+    )
     for option, got in zip(rubrics.OPTIONS, (res["logprob_a"], res["logprob_b"])):
         head, full = tok(prefix)["input_ids"], tok(prefix + option)["input_ids"]
         n = next(i for i, (a, b) in enumerate(zip(head + [-1], full)) if a != b)
@@ -152,25 +174,51 @@ def test_auth(svc, client):
     assert post(client, svc, "/v1/reward", body).status_code == 200
 
 
-@pytest.mark.parametrize("path,body,status,fragment", [
-    ("/v1/reward", b"{not json", 400, "not valid JSON"),
-    ("/v1/reward", b"\xff\xfe{\"items\": []}", 400, "not UTF-8"),
-    ("/v1/reward", {"items": [{"prompt": "p"}]}, 422, "items.0.response: Field required"),
-    ("/v1/reward", {"items": [{"prompt": 3, "response": "r"}]}, 422, "items.0.prompt"),
-    ("/v1/reward", {"items": []}, 422, "items"),
-    ("/v1/reward", {"items": [{"prompt": "p", "respones": "r"}]}, 422, "items.0.respones: unknown field"),
-    ("/v1/reward", [1, 2], 422, "body"),
-    ("/v1/judge", {"rubric": "likert7", "items": PAIRS[:1]}, 422, "rubric"),
-    ("/v1/judge", {"rubric": "additive5", "items": PAIRS[:1], "samples": 0}, 422, "samples"),
-    ("/v1/judge", {"rubric": "additive5", "items": PAIRS[:1], "samples": 99}, 422, "max_samples"),
-    ("/v1/compare", {"principle": "", "items": []}, 422, "principle"),
-    ("/v1/compare", {"principle": "p", "items": [{"prompt": "p", "response_a": "a"}]}, 422,
-     "items.0.response_b: Field required"),
-    ("/v1/reward", {"items": PAIRS * 3}, 413, "max_items"),
-    ("/v1/reward", {"items": [{"prompt": "x" * 70000, "response": "r"}]}, 413, "max_body_bytes"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "path,body,status,fragment",
+    [
+        ("/v1/reward", b"{not json", 400, "not valid JSON"),
+        ("/v1/reward", b'\xff\xfe{"items": []}', 400, "not UTF-8"),
+        ("/v1/reward", {"items": [{"prompt": "p"}]}, 422, "items.0.response: Field required"),
+        ("/v1/reward", {"items": [{"prompt": 3, "response": "r"}]}, 422, "items.0.prompt"),
+        ("/v1/reward", {"items": []}, 422, "items"),
+        (
+            "/v1/reward",
+            {"items": [{"prompt": "p", "respones": "r"}]},
+            422,
+            "items.0.respones: unknown field",
+        ),
+        ("/v1/reward", [1, 2], 422, "body"),
+        ("/v1/judge", {"rubric": "likert7", "items": PAIRS[:1]}, 422, "rubric"),
+        ("/v1/judge", {"rubric": "additive5", "items": PAIRS[:1], "samples": 0}, 422, "samples"),
+        (
+            "/v1/judge",
+            {"rubric": "additive5", "items": PAIRS[:1], "samples": 99},
+            422,
+            "max_samples",
+        ),
+        ("/v1/compare", {"principle": "", "items": []}, 422, "principle"),
+        (
+            "/v1/compare",
+            {"principle": "p", "items": [{"prompt": "p", "response_a": "a"}]},
+            422,
+            "items.0.response_b: Field required",
+        ),
+        ("/v1/reward", {"items": PAIRS * 3}, 413, "max_items"),
+        (
+            "/v1/reward",
+            {"items": [{"prompt": "x" * 70000, "response": "r"}]},
+            413,
+            "max_body_bytes",
+        ),
+    ],
+)
 def test_bad_requests(svc, client, path, body, status, fragment):
-    kw = {"content": body, "headers": {"Content-Type": "application/json"}} if isinstance(body, bytes) else {"json": body}
+    kw = (
+        {"content": body, "headers": {"Content-Type": "application/json"}}
+        if isinstance(body, bytes)
+        else {"json": body}
+    )
     headers = {**svc.auth, **kw.pop("headers", {})}
     r = client.post(svc.url + path, headers=headers, **kw)
     assert r.status_code == status, r.text
@@ -181,11 +229,14 @@ def test_bad_requests(svc, client, path, body, status, fragment):
 def test_json_body_under_any_content_type(svc, client, content_type):
     """``curl -d '{...}'`` (the docs' examples) declares a form body: still read as JSON."""
     headers = dict(svc.auth, **({"Content-Type": content_type} if content_type else {}))
-    r = client.post(svc.url + "/v1/reward", content=json.dumps({"items": PAIRS[:1]}).encode(),
-                    headers=headers)  # fmt: skip
+    r = client.post(
+        svc.url + "/v1/reward", content=json.dumps({"items": PAIRS[:1]}).encode(), headers=headers
+    )
     assert r.status_code == 200, r.text
     assert len(r.json()["results"]) == 1
-    r = client.post(svc.url + "/v1/reward", content=b'{"items": [{"prompt": "a"}]}', headers=headers)
+    r = client.post(
+        svc.url + "/v1/reward", content=b'{"items": [{"prompt": "a"}]}', headers=headers
+    )
     assert r.status_code == 422 and "items.0.response" in r.json()["error"]
 
 
@@ -193,6 +244,7 @@ def test_chunked_body_over_the_limit(svc, client):
     def chunks():
         for _ in range(20):
             yield b" " * 8192  # 160 KB, no Content-Length
+
     r = client.post(svc.url + "/v1/reward", content=chunks(), headers=svc.auth)
     assert r.status_code == 413, r.text
 
@@ -216,8 +268,11 @@ def test_token_never_logged(svc, client):
     import ray
 
     post(client, svc, "/v1/reward", {"items": PAIRS[:1]})
-    client.post(svc.url + "/v1/reward", json={"items": PAIRS[:1]},
-                headers={"Authorization": "Bearer not-the-token-but-secret-too"})  # fmt: skip
+    client.post(
+        svc.url + "/v1/reward",
+        json={"items": PAIRS[:1]},
+        headers={"Authorization": "Bearer not-the-token-but-secret-too"},
+    )
     time.sleep(2)  # log flush
     logs = Path(ray._private.worker.global_worker.node.get_logs_dir_path())
     files = [p for p in logs.rglob("*") if p.is_file()]
@@ -252,8 +307,9 @@ def test_many_concurrent_clients_all_accounted_for(svc):
     with ThreadPoolExecutor(64) as pool:
         replies = [x for chunk in pool.map(one_client, range(64)) for x in chunk]
     assert len(replies) == 64 * 4
-    assert all(status == 200 and sent == got for status, sent, got in replies), \
-        {s for s, _, _ in replies}  # fmt: skip
+    assert all(status == 200 and sent == got for status, sent, got in replies), {
+        s for s, _, _ in replies
+    }
     items = sum(sent for _, sent, _ in replies)
     forwards = _stats()["forwards"] - before
     assert 0 < forwards < items / 2, (forwards, items)  # items of concurrent requests batched
@@ -280,15 +336,19 @@ def _replica(deployment: str) -> str:
     gets a new name)."""
     import ray
 
-    names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
-             if a["namespace"] == "serve" and a["name"].startswith(f"SERVE_REPLICA::scoring#{deployment}#")]  # fmt: skip
+    names = [
+        a["name"]
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if a["namespace"] == "serve"
+        and a["name"].startswith(f"SERVE_REPLICA::scoring#{deployment}#")
+    ]
     alive = []
     for name in names:
         try:
             h = ray.get_actor(name, namespace="serve")
             ray.get(h.__ray_ready__.remote(), timeout=10)
             alive.append(name)
-        except Exception:  # noqa: BLE001 - dead or dying
+        except Exception:
             pass
     assert len(alive) == 1, names
     return alive[0]
@@ -297,8 +357,11 @@ def _replica(deployment: str) -> str:
 def _replica_process(deployment: str):
     import psutil
 
-    found = [p for p in psutil.process_iter(["cmdline"])
-             if any(f"ServeReplica:scoring:{deployment}" in part for part in (p.info["cmdline"] or []))]  # fmt: skip
+    found = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if any(f"ServeReplica:scoring:{deployment}" in part for part in (p.info["cmdline"] or []))
+    ]
     assert len(found) == 1, found
     return found[0]
 
@@ -321,15 +384,29 @@ def test_reward_model_autoscales_under_load_and_back(svc):
     when the load stops; every reply meanwhile is a 200 or a 503."""
     from synth_ray.serve.run import deploy
 
-    app = {"name": "autoscale", "route_prefix": "/autoscale",
-           "import_path": "synth_ray.serve.app:build_app",
-           "args": {"judge": None, "reward": {"model": "tiny-reward", "batching": False}},
-           "deployments": [
-               {"name": "Ingress", "num_replicas": 1, "ray_actor_options": {"num_cpus": 0.1}},
-               {"name": "RewardModel", "max_ongoing_requests": 1, "ray_actor_options": {"num_cpus": 0.1},
-                "autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 1,
-                                       "upscale_delay_s": 1, "downscale_delay_s": 3,
-                                       "metrics_interval_s": 0.5, "look_back_period_s": 2}}]}  # fmt: skip
+    app = {
+        "name": "autoscale",
+        "route_prefix": "/autoscale",
+        "import_path": "synth_ray.serve.app:build_app",
+        "args": {"judge": None, "reward": {"model": "tiny-reward", "batching": False}},
+        "deployments": [
+            {"name": "Ingress", "num_replicas": 1, "ray_actor_options": {"num_cpus": 0.1}},
+            {
+                "name": "RewardModel",
+                "max_ongoing_requests": 1,
+                "ray_actor_options": {"num_cpus": 0.1},
+                "autoscaling_config": {
+                    "min_replicas": 1,
+                    "max_replicas": 2,
+                    "target_ongoing_requests": 1,
+                    "upscale_delay_s": 1,
+                    "downscale_delay_s": 3,
+                    "metrics_interval_s": 0.5,
+                    "look_back_period_s": 2,
+                },
+            },
+        ],
+    }
     config = svc.config
     deploy({**config, "applications": [*config["applications"], app]}, timeout_s=300)
     url = svc.url + "/autoscale/v1/reward"
@@ -387,25 +464,32 @@ def test_reward_replica_killed_in_flight(svc):
     assert len(codes) == 96 and set(codes) <= {200, 503}, codes  # clean failures, no 500s
     assert all(r.headers.get("retry-after") for r in replies if r.status_code == 503)
     with httpx.Client(timeout=60, headers=svc.auth) as c:
-        _wait_ok(lambda: c.post(svc.url + "/v1/reward", json={"items": PAIRS}).status_code == 200, 120)
+        _wait_ok(
+            lambda: c.post(svc.url + "/v1/reward", json={"items": PAIRS}).status_code == 200, 120
+        )
         assert c.get(svc.url + "/healthz").status_code == 200
     assert _replica("RewardModel") != victim
 
 
 def test_dead_judge_engine_fails_health_and_is_replaced(svc):
     victim = _replica("Judge")
-    engines = [p for p in _replica_process("Judge").children(recursive=True)
-               if "EngineCore" in " ".join(p.cmdline()) or "EngineCore" in p.name()]  # fmt: skip
+    engines = [
+        p
+        for p in _replica_process("Judge").children(recursive=True)
+        if "EngineCore" in " ".join(p.cmdline()) or "EngineCore" in p.name()
+    ]
     assert engines, "no vLLM engine process under the judge replica"
     for p in engines:
         p.kill()
     body = {"rubric": "additive5", "samples": 1, "items": PAIRS[:1]}
     seen = []
     with httpx.Client(timeout=120, headers=svc.auth) as c:
+
         def judged():
             r = c.post(svc.url + "/v1/judge", json=body)
             seen.append(r.status_code)
             return r.status_code == 200 and r.json()["results"][0]["score"] is not None
+
         _wait_ok(judged, 300)
     assert set(seen) <= {200, 503}, seen
     assert _replica("Judge") != victim

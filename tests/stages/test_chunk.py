@@ -35,5 +35,7 @@ def test_unbreakable_text_is_hard_split(tiny_model):
 
 def test_short_and_whitespace(tiny_model):
     tok = load_tokenizer(tiny_model)
-    assert chunk_text("  Hello.  ", tok, 300) == [("Hello.", len(tok("Hello.", add_special_tokens=False)["input_ids"]))]
+    assert chunk_text("  Hello.  ", tok, 300) == [
+        ("Hello.", len(tok("Hello.", add_special_tokens=False)["input_ids"]))
+    ]
     assert chunk_text("   ", tok, 300) == []

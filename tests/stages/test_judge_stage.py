@@ -12,15 +12,17 @@ pytestmark = pytest.mark.slow
 
 ROWS = [
     {"id": f"r{i}", "instruction": q, "input": inp, "output": a}
-    for i, (q, inp, a) in enumerate([
-        ("What is the capital of France?", "", "Paris."),
-        ("Summarise the text.", "The cat sat on the mat all day.", "A cat sat on a mat."),
-        ("Name a primary colour.", "", "Red."),
-        ("Translate to French.", "Good morning", "Bonjour."),
-        ("Give a synonym of big.", "", "Large."),
-        ("Is 7 prime?", "", "Yes, 7 is prime."),
-    ])
-]  # fmt: skip
+    for i, (q, inp, a) in enumerate(
+        [
+            ("What is the capital of France?", "", "Paris."),
+            ("Summarise the text.", "The cat sat on the mat all day.", "A cat sat on a mat."),
+            ("Name a primary colour.", "", "Red."),
+            ("Translate to French.", "Good morning", "Bonjour."),
+            ("Give a synonym of big.", "", "Large."),
+            ("Is 7 prime?", "", "Yes, 7 is prime."),
+        ]
+    )
+]
 
 
 def _run(ds, cfg, tmp_path, engine=None):
@@ -31,13 +33,21 @@ def _run(ds, cfg, tmp_path, engine=None):
 
 
 def _accounted(kept, rejects):
-    assert sorted([r["id"] for r in kept] + [r["id"] for r in rejects]) == sorted(r["id"] for r in ROWS)
+    assert sorted([r["id"] for r in kept] + [r["id"] for r in rejects]) == sorted(
+        r["id"] for r in ROWS
+    )
 
 
 def test_judge_through_the_service(scoring_service, ray_local, tmp_path, monkeypatch):
     monkeypatch.setenv("SYNTH_RAY_SERVE_TOKEN", scoring_service.token)
-    cfg = JudgeStageConfig(url=scoring_service.url, rubric="additive5", samples=2, threshold=2.5,
-                           batch_size=4, concurrency=2)  # fmt: skip
+    cfg = JudgeStageConfig(
+        url=scoring_service.url,
+        rubric="additive5",
+        samples=2,
+        threshold=2.5,
+        batch_size=4,
+        concurrency=2,
+    )
     scored, kept, rejects = _run(ray_local.data.from_items(ROWS), cfg, tmp_path)
     assert len(scored) == len(ROWS)
     for r in scored:  # the service's guided judge: every row scored, two samples each
@@ -45,14 +55,20 @@ def test_judge_through_the_service(scoring_service, ray_local, tmp_path, monkeyp
         assert 0 <= r["judge_score"] <= 5
     _accounted(kept, rejects)
     assert all(r["judge_score"] >= 2.5 for r in kept)
-    assert all(x["reason"] == "judge_below_threshold" and "< threshold 2.5" in x["detail"] for x in rejects)
+    assert all(
+        x["reason"] == "judge_below_threshold" and "< threshold 2.5" in x["detail"] for x in rejects
+    )
     assert {"instruction", "input", "output"} <= set(kept[0]) if kept else True
 
 
-def test_reward_through_the_service_matches_in_process(scoring_service, ray_local, tmp_path, monkeypatch):
+def test_reward_through_the_service_matches_in_process(
+    scoring_service, ray_local, tmp_path, monkeypatch
+):
     monkeypatch.setenv("SYNTH_RAY_SERVE_TOKEN", scoring_service.token)
     ds = ray_local.data.from_items(ROWS)
-    remote = JudgeStageConfig(url=scoring_service.url, scorer="reward", threshold=None, batch_size=4)
+    remote = JudgeStageConfig(
+        url=scoring_service.url, scorer="reward", threshold=None, batch_size=4
+    )
     local = JudgeStageConfig(scorer="reward", threshold=None, batch_size=4)
     a = {r["id"]: r["judge_score"] for r in score_dataset(ds, remote).take_all()}
     b = {r["id"]: r["judge_score"] for r in score_dataset(ds, local).take_all()}
@@ -73,7 +89,9 @@ def test_service_down_rows_become_rejects(ray_local, tmp_path):
     cfg = JudgeStageConfig(url=f"http://127.0.0.1:{free_port()}", retries=1, batch_size=3)
     scored, kept, rejects = _run(ray_local.data.from_items(ROWS), cfg, tmp_path)
     assert kept == [] and len(rejects) == len(ROWS)
-    assert all(x["reason"] == "judge_unscored" and "service unavailable" in x["detail"] for x in rejects)
+    assert all(
+        x["reason"] == "judge_unscored" and "service unavailable" in x["detail"] for x in rejects
+    )
 
 
 def test_job_rows_unscored_are_tried_again_on_the_rerun(ray_local, tmp_path):
@@ -85,9 +103,17 @@ def test_job_rows_unscored_are_tried_again_on_the_rerun(ray_local, tmp_path):
     cfg = JudgeStageConfig(url=f"http://127.0.0.1:{free_port()}", retries=0, batch_size=2)
     rows = [dict(r, extra={"k": 1}) for r in ROWS]
     for _ in range(2):
-        kept, counts = judge_rows(rows, cfg, None, str(tmp_path / "judge"), str(tmp_path / "rejects"))
-        assert kept == [] and counts == {"rows": 6, "scored_now": 6, "from_cache": 0, "kept": 0,
-                                         "unscored": 6, "below_threshold": 0}  # fmt: skip
+        kept, counts = judge_rows(
+            rows, cfg, None, str(tmp_path / "judge"), str(tmp_path / "rejects")
+        )
+        assert kept == [] and counts == {
+            "rows": 6,
+            "scored_now": 6,
+            "from_cache": 0,
+            "kept": 0,
+            "unscored": 6,
+            "below_threshold": 0,
+        }
         rejects = read_rejects(str(tmp_path / "rejects")).to_pylist()
         assert sorted(r["id"] for r in rejects) == [r["id"] for r in ROWS]  # once each, not twice
         assert {r["reason"] for r in rejects} == {"judge_unscored"}

@@ -22,10 +22,17 @@ def _norm(text: str) -> str:
 
 
 @pytest.mark.skipif(not SURVEY.exists(), reason="../shared/seed survey not present")
-@pytest.mark.parametrize("rubric,first,last", [
-    ("additive5", "Review the user's question", "based on the outlined criteria"),
-    ("curation5", "Below is an instruction from an user", 'write "Score: <rating>" in the last line.'),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "rubric,first,last",
+    [
+        ("additive5", "Review the user's question", "based on the outlined criteria"),
+        (
+            "curation5",
+            "Below is an instruction from an user",
+            'write "Score: <rating>" in the last line.',
+        ),
+    ],
+)
 def test_rubric_text_is_the_surveys(rubric, first, last):
     survey = _norm(SURVEY.read_text(encoding="utf-8"))
     ours = rubrics.get_rubric(rubric).template
@@ -52,13 +59,18 @@ def test_compare_prompt_is_cais_format():
 
 
 def test_render_keeps_braces_in_texts():
-    text = ADDITIVE.render("Format {x} as JSON", "{\"x\": 1} {response}")
+    text = ADDITIVE.render("Format {x} as JSON", '{"x": 1} {response}')
     assert "User: Format {x} as JSON" in text and '<response>{"x": 1} {response}</response>' in text
 
 
 RECORDED = [
     # (judge output, rubric, expected score or None, expected reason fragment)
-    ("The response answers the question directly and is well organised.\nScore: 4", ADDITIVE, 4.0, None),
+    (
+        "The response answers the question directly and is well organised.\nScore: 4",
+        ADDITIVE,
+        4.0,
+        None,
+    ),
     ("Relevant (+1), addresses most (+1).\n\nScore: **2**", ADDITIVE, 2.0, None),
     ("Reasoning: complete and expert.\nScore: 5/5", CURATION, 5.0, None),
     ("First draft Score: 2. On reflection it is better.\nScore: 3", ADDITIVE, 3.0, None),

@@ -25,10 +25,15 @@ def tok(tiny_model):
 
 def test_conversation_from_alpaca_and_messages():
     assert conversation({"instruction": "Add.", "input": "2 3", "output": "5"}) == [
-        {"role": "user", "content": "Add.\n\n2 3"}, {"role": "assistant", "content": "5"}]
+        {"role": "user", "content": "Add.\n\n2 3"},
+        {"role": "assistant", "content": "5"},
+    ]
     assert conversation({"instruction": "Hi", "input": "", "output": "Yo"})[0]["content"] == "Hi"
-    msgs = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"},
-            {"role": "assistant", "content": "a"}]  # fmt: skip
+    msgs = [
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": "u"},
+        {"role": "assistant", "content": "a"},
+    ]
     assert conversation({"messages": msgs}) == msgs
 
 
@@ -43,8 +48,10 @@ def test_only_the_response_is_learned(tok):
 
 
 def test_tokenize_stage_truncates_and_drops(tok, tiny_model):
-    rows = [{"instruction": "Short.", "input": "", "output": "ok"},
-            {"instruction": "word " * 400, "input": "", "output": "never seen"}]  # fmt: skip
+    rows = [
+        {"instruction": "Short.", "input": "", "output": "ok"},
+        {"instruction": "word " * 400, "input": "", "output": "never seen"},
+    ]
     out = tokenize_sft(pa.Table.from_pylist(rows), tiny_model, 64).to_pylist()
     assert len(out) == 1  # the second row's response is cut away entirely: dropped
     assert out[0]["n_tokens"] == len(out[0]["input_ids"]) <= 64 and out[0]["n_target"] > 0
@@ -53,8 +60,10 @@ def test_tokenize_stage_truncates_and_drops(tok, tiny_model):
 def test_pad_collate():
     import numpy as np
 
-    batch = {"input_ids": np.array([np.array([5, 6, 7]), np.array([8])], dtype=object),
-             "labels": np.array([np.array([-100, 6, 7]), np.array([8])], dtype=object)}  # fmt: skip
+    batch = {
+        "input_ids": np.array([np.array([5, 6, 7]), np.array([8])], dtype=object),
+        "labels": np.array([np.array([-100, 6, 7]), np.array([8])], dtype=object),
+    }
     out = pad_collate(batch, pad_id=0)
     assert out["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
     assert out["labels"].tolist() == [[-100, 6, 7], [8, -100, -100]]

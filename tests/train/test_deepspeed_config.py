@@ -26,7 +26,11 @@ BAD = [
     ({"stage": 2, "offload_param": "cpu"}, "offload_param", "needs stage 3"),
     ({"stage": 1, "offload_param": "nvme", "nvme_path": "/nvme"}, "offload_param", "needs stage 3"),
     ({"stage": 0, "offload_optimizer": "cpu"}, "offload_optimizer", "needs ZeRO stage 1, 2 or 3"),
-    ({"stage": 3, "offload_param": "nvme"}, "nvme_path", "nvme_path is required when offload_param"),
+    (
+        {"stage": 3, "offload_param": "nvme"},
+        "nvme_path",
+        "nvme_path is required when offload_param",
+    ),
     ({"stage": 2, "offload_optimizer": "nvme"}, "nvme_path", "required when offload_optimizer"),
     ({"stage": 2, "nvme_path": "/nvme"}, "nvme_path", "it would be ignored"),
     ({"nvme_path": "  "}, "nvme_path", "non-empty folder path"),
@@ -67,9 +71,21 @@ def test_validation_error_location_and_nesting():
 def test_defaults_and_good_configs():
     d = DeepSpeedConfig()
     assert (d.enabled, d.stage, d.offload_optimizer, d.offload_param) == (False, 2, "none", "none")
-    assert (d.nvme_path, d.bf16, d.fp16, d.gradient_clipping, d.extra) == (None, False, False, 1.0, {})
-    ok = DeepSpeedConfig(enabled=True, stage=3, offload_param="nvme", offload_optimizer="cpu",
-                         nvme_path="/local_nvme", bf16=True)  # fmt: skip
+    assert (d.nvme_path, d.bf16, d.fp16, d.gradient_clipping, d.extra) == (
+        None,
+        False,
+        False,
+        1.0,
+        {},
+    )
+    ok = DeepSpeedConfig(
+        enabled=True,
+        stage=3,
+        offload_param="nvme",
+        offload_optimizer="cpu",
+        nvme_path="/local_nvme",
+        bf16=True,
+    )
     assert ok.offload_param == "nvme"
     assert DeepSpeedConfig(stage=1, offload_optimizer="cpu").offload_optimizer == "cpu"
     for name, info in DeepSpeedConfig.model_fields.items():
@@ -84,15 +100,30 @@ def test_defaults_and_good_configs():
     [
         ({"bf16": True}, False, None, 1, ["deepspeed.bf16: not on CPU workers", "fp32 only"]),
         ({"fp16": True}, False, None, 1, ["deepspeed.fp16: not on CPU workers"]),
-        ({"offload_optimizer": "cpu"}, False, None, 1,
-         ["deepspeed.offload_optimizer='cpu': offload is for GPU workers"]),
-        ({"stage": 3, "offload_param": "nvme", "nvme_path": "/n"}, False, None, 1,
-         ["deepspeed.offload_param='nvme'"]),
-        ({"bf16": True, "offload_optimizer": "cpu"}, False, None, 2,
-         ["deepspeed.bf16", "deepspeed.offload_optimizer='cpu'"]),
+        (
+            {"offload_optimizer": "cpu"},
+            False,
+            None,
+            1,
+            ["deepspeed.offload_optimizer='cpu': offload is for GPU workers"],
+        ),
+        (
+            {"stage": 3, "offload_param": "nvme", "nvme_path": "/n"},
+            False,
+            None,
+            1,
+            ["deepspeed.offload_param='nvme'"],
+        ),
+        (
+            {"bf16": True, "offload_optimizer": "cpu"},
+            False,
+            None,
+            2,
+            ["deepspeed.bf16", "deepspeed.offload_optimizer='cpu'"],
+        ),
         ({"bf16": True}, True, False, 1, ["deepspeed.bf16: the GPUs have no bfloat16 support"]),
     ],
-)  # fmt: skip
+)
 def test_check_device_rejects(kwargs, use_gpu, bf16_ok, lines, texts):
     cfg = DeepSpeedConfig(enabled=True, **kwargs)
     with pytest.raises(ConfigError) as exc:
@@ -106,7 +137,9 @@ def test_check_device_rejects(kwargs, use_gpu, bf16_ok, lines, texts):
 def test_check_device_accepts():
     for stage in (0, 1, 2, 3):
         assert DeepSpeedConfig(enabled=True, stage=stage).check_device(use_gpu=False) is None
-    gpu = DeepSpeedConfig(enabled=True, stage=3, bf16=True, offload_param="cpu", offload_optimizer="cpu")
+    gpu = DeepSpeedConfig(
+        enabled=True, stage=3, bf16=True, offload_param="cpu", offload_optimizer="cpu"
+    )
     assert gpu.check_device(use_gpu=True, device_supports_bf16=True) is None
     assert gpu.check_device(use_gpu=True) is None  # unknown bf16 support: not checked
     fp16 = DeepSpeedConfig(enabled=True, fp16=True)
@@ -134,11 +167,21 @@ def test_to_dict_stage2_auto_batches():
 
 def test_to_dict_stage3_nvme_explicit_batches_and_extra():
     cfg = DeepSpeedConfig(
-        enabled=True, stage=3, offload_param="nvme", offload_optimizer="nvme", nvme_path="/nv",
-        bf16=True, gradient_clipping=None,
-        extra={"zero_optimization": {"overlap_comm": True, "stage3_gather_16bit_weights_on_model_save": False},
-               "steps_per_print": 50},
-    )  # fmt: skip
+        enabled=True,
+        stage=3,
+        offload_param="nvme",
+        offload_optimizer="nvme",
+        nvme_path="/nv",
+        bf16=True,
+        gradient_clipping=None,
+        extra={
+            "zero_optimization": {
+                "overlap_comm": True,
+                "stage3_gather_16bit_weights_on_model_save": False,
+            },
+            "steps_per_print": 50,
+        },
+    )
     d = cfg.to_dict(32, 4, 2)
     assert d["train_batch_size"] == 32
     assert d["train_micro_batch_size_per_gpu"] == 4
@@ -153,8 +196,10 @@ def test_to_dict_stage3_nvme_explicit_batches_and_extra():
         "stage3_gather_16bit_weights_on_model_save": False,  # extra wins
         "overlap_comm": True,
     }
-    assert cfg.extra["zero_optimization"] == {"overlap_comm": True,
-                                              "stage3_gather_16bit_weights_on_model_save": False}  # fmt: skip
+    assert cfg.extra["zero_optimization"] == {
+        "overlap_comm": True,
+        "stage3_gather_16bit_weights_on_model_save": False,
+    }
     assert cfg.training_args_kwargs() == {"bf16": True, "fp16": False, "max_grad_norm": 0.0}
 
 
@@ -164,7 +209,9 @@ def test_to_dict_rejects():
     cfg = DeepSpeedConfig(enabled=True)
     with pytest.raises(ConfigError, match=r"train_batch_size=10 is not a multiple of .* 4 x 2"):
         cfg.to_dict(10, 4, 2)
-    with pytest.raises(ConfigError, match="micro_batch must be a positive integer or 'auto', got 0"):
+    with pytest.raises(
+        ConfigError, match="micro_batch must be a positive integer or 'auto', got 0"
+    ):
         cfg.to_dict(micro_batch=0)
     assert cfg.to_dict(micro_batch=4)["train_micro_batch_size_per_gpu"] == 4
     assert cfg.to_dict(micro_batch=4)["train_batch_size"] == "auto"
@@ -177,7 +224,13 @@ GOOD = [
     {"stage": 2},
     {"stage": 2, "offload_optimizer": "cpu"},
     {"stage": 3, "offload_param": "cpu", "offload_optimizer": "cpu", "bf16": True},
-    {"stage": 3, "offload_param": "nvme", "offload_optimizer": "nvme", "nvme_path": "/nv", "fp16": True},
+    {
+        "stage": 3,
+        "offload_param": "nvme",
+        "offload_optimizer": "nvme",
+        "nvme_path": "/nv",
+        "fp16": True,
+    },
 ]
 
 
@@ -247,11 +300,14 @@ def test_transformers_training_arguments_accept(tmp_path):
     pytest.importorskip("deepspeed")
     proc = subprocess.run(
         [sys.executable, "-c", _HF_SCRIPT, json.dumps(GOOD), str(tmp_path)],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
-    results = json.loads(line[len("RESULT "):])
+    results = json.loads(line[len("RESULT ") :])
     assert [r["stage"] for r in results] == [1, 2, 2, 3, 3]
     assert [r["bf16"] for r in results] == [False, False, False, True, False]
     for r in results:

@@ -16,7 +16,23 @@ from ..conftest import REPO
 
 pytestmark = pytest.mark.slow
 
-WORDS = ["red", "blue", "green", "cat", "dog", "tree", "river", "stone", "lamp", "door", "cloud", "seven", "apple", "quiet", "forest"]
+WORDS = [
+    "red",
+    "blue",
+    "green",
+    "cat",
+    "dog",
+    "tree",
+    "river",
+    "stone",
+    "lamp",
+    "door",
+    "cloud",
+    "seven",
+    "apple",
+    "quiet",
+    "forest",
+]
 
 
 def rows(n: int, seed: int) -> list[dict]:
@@ -24,9 +40,13 @@ def rows(n: int, seed: int) -> list[dict]:
     out = []
     for _ in range(n):
         topic = " ".join(rng.choice(WORDS) for _ in range(2))
-        out.append({"prompt": f"Tell me about the {topic}.",
-                    "chosen": f"The {topic} is lovely and bright.",
-                    "rejected": f"I will not talk about {rng.choice(WORDS)} things."})  # fmt: skip
+        out.append(
+            {
+                "prompt": f"Tell me about the {topic}.",
+                "chosen": f"The {topic} is lovely and bright.",
+                "rejected": f"I will not talk about {rng.choice(WORDS)} things.",
+            }
+        )
     return out
 
 
@@ -47,21 +67,30 @@ def logratio_margins(policy_dir: str, ref_dir: str, data: list[dict]) -> list[fl
             logits = model(input_ids=ids).logits[0, :-1].log_softmax(-1)
         target = ids[0, 1:]
         lp = logits.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-        return float(lp[len(prompt_ids) - 1:].sum())
+        return float(lp[len(prompt_ids) - 1 :].sum())
 
     out = []
     for r in data:
         p, c, rej = dpo_tokens(tok, r["prompt"], r["chosen"], r["rejected"])
-        out.append((logp(policy, p, c) - logp(ref, p, c)) - (logp(policy, p, rej) - logp(ref, p, rej)))
+        out.append(
+            (logp(policy, p, c) - logp(ref, p, c)) - (logp(policy, p, rej) - logp(ref, p, rej))
+        )
     return out
 
 
 def test_dpo_raises_the_chosen_over_rejected_margin(ray_local, tmp_path, tiny_model):
     data = rows(16, seed=0)
     (tmp_path / "prefs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in data))
-    overrides = [f"input={tmp_path / 'prefs.jsonl'}", f"output_dir={tmp_path / 'out'}",
-                 "learning_rate=0.001", "max_steps=20", "warmup_ratio=0", "per_device_batch_size=4",
-                 "logging_steps=2", "checkpoint.save_steps=1000"]  # fmt: skip
+    overrides = [
+        f"input={tmp_path / 'prefs.jsonl'}",
+        f"output_dir={tmp_path / 'out'}",
+        "learning_rate=0.001",
+        "max_steps=20",
+        "warmup_ratio=0",
+        "per_device_batch_size=4",
+        "logging_steps=2",
+        "checkpoint.save_steps=1000",
+    ]
     cfg = load_job_config(str(REPO / "jobs/dpo.yaml"), overrides)
     assert (cfg.beta, cfg.loss_type, cfg.ref_model) == (0.1, "sigmoid", None)
     rec = run_job(cfg)

@@ -31,7 +31,9 @@ def test_bradley_terry_matches_direct_formula():
     c, r = torch.randn(16, generator=g), torch.randn(16, generator=g)
     m = torch.rand(16, generator=g)
     direct = torch.stack([torch.log1p(torch.exp(-(c[i] - r[i]))) for i in range(16)]).mean()
-    direct_m = torch.stack([torch.log1p(torch.exp(-(c[i] - r[i] - m[i]))) for i in range(16)]).mean()
+    direct_m = torch.stack(
+        [torch.log1p(torch.exp(-(c[i] - r[i] - m[i]))) for i in range(16)]
+    ).mean()
     assert torch.allclose(bradley_terry_loss(c, r), direct, atol=1e-6)
     assert torch.allclose(bradley_terry_loss(c, r, margin=m), direct_m, atol=1e-6)
     # A float margin and a concrete value: -log sigmoid(2 - 0.5) = log(1 + e^-1.5)
@@ -43,7 +45,9 @@ def test_bradley_terry_matches_direct_formula():
 def test_bradley_terry_is_trls_reward_loss():
     """Guards the docstring claim against a TRL upgrade: TRL's RewardTrainer loss expression."""
     src = _trl_source("trainer/reward_trainer.py")
-    expr_margin = '-nn.functional.logsigmoid(rewards_chosen - rewards_rejected - inputs["margin"]).mean()'
+    expr_margin = (
+        '-nn.functional.logsigmoid(rewards_chosen - rewards_rejected - inputs["margin"]).mean()'
+    )
     assert expr_margin in src
     assert "-nn.functional.logsigmoid(rewards_chosen - rewards_rejected).mean()" in src
     assert "(rewards_chosen > rewards_rejected).float().mean()" in src  # its accuracy metric

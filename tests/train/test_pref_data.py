@@ -18,28 +18,40 @@ def tok(tiny_model):
 
 
 def _np(table: pa.Table, cols) -> dict:
-    return {c: np.array([np.array(x, dtype=np.int32) for x in table.column(c).to_pylist()] + [None],
-                        dtype=object)[:-1] for c in cols}  # fmt: skip
+    return {
+        c: np.array(
+            [np.array(x, dtype=np.int32) for x in table.column(c).to_pylist()] + [None],
+            dtype=object,
+        )[:-1]
+        for c in cols
+    }
 
 
 def test_dpo_tokens_split_prompt_and_completions(tok):
     p, c, r = P.dpo_tokens(tok, "Say yes", "yes banana", "no")
-    gen = tok.apply_chat_template([{"role": "user", "content": "Say yes"}], tokenize=True,
-                                  add_generation_prompt=True)  # fmt: skip
+    gen = tok.apply_chat_template(
+        [{"role": "user", "content": "Say yes"}], tokenize=True, add_generation_prompt=True
+    )
     assert p == P._ids(gen)
     assert tok.decode(c).startswith("yes banana") and tok.eos_token in tok.decode(c)
     assert tok.decode(r).startswith("no")
     # messages-style prompt and a one-message conversational response give the same tokens
-    p2, c2, r2 = P.dpo_tokens(tok, [{"role": "user", "content": "Say yes"}],
-                              [{"role": "assistant", "content": "yes banana"}], "no")  # fmt: skip
+    p2, c2, r2 = P.dpo_tokens(
+        tok,
+        [{"role": "user", "content": "Say yes"}],
+        [{"role": "assistant", "content": "yes banana"}],
+        "no",
+    )
     assert (p2, c2, r2) == (p, c, r)
 
 
 def test_tokenize_dpo_truncates_and_drops(tok, tiny_model):
-    rows = pa.Table.from_pylist([
-        {"prompt": "Say yes", "chosen": "yes " * 50, "rejected": "no"},
-        {"prompt": "long " * 200, "chosen": "a", "rejected": "b"},
-    ])  # fmt: skip
+    rows = pa.Table.from_pylist(
+        [
+            {"prompt": "Say yes", "chosen": "yes " * 50, "rejected": "no"},
+            {"prompt": "long " * 200, "chosen": "a", "rejected": "b"},
+        ]
+    )
     out = P.tokenize_dpo(rows, tiny_model, max_length=40)
     assert out.num_rows == 1  # the prompt of row 2 alone fills max_length
     p, c = out.column("prompt_ids")[0].as_py(), out.column("chosen_ids")[0].as_py()
@@ -50,12 +62,22 @@ def test_tokenize_dpo_truncates_and_drops(tok, tiny_model):
 def test_dpo_collate_matches_trl(tok, tiny_model):
     from trl.trainer.dpo_trainer import DataCollatorForPreference
 
-    rows = pa.Table.from_pylist([{"prompt": "Say yes", "chosen": "yes banana", "rejected": "no"},
-                                 {"prompt": "Hi, how are you?", "chosen": "fine", "rejected": "bad day"}])
+    rows = pa.Table.from_pylist(
+        [
+            {"prompt": "Say yes", "chosen": "yes banana", "rejected": "no"},
+            {"prompt": "Hi, how are you?", "chosen": "fine", "rejected": "bad day"},
+        ]
+    )
     out = P.tokenize_dpo(rows, tiny_model, max_length=512)
-    ours = P.dpo_collate(_np(out, ("prompt_ids", "chosen_ids", "rejected_ids")), pad_id=tok.pad_token_id)
+    ours = P.dpo_collate(
+        _np(out, ("prompt_ids", "chosen_ids", "rejected_ids")), pad_id=tok.pad_token_id
+    )
     trl = DataCollatorForPreference(pad_token_id=tok.pad_token_id)(
-        [{k: out.column(k)[i].as_py() for k in ("prompt_ids", "chosen_ids", "rejected_ids")} for i in range(2)])
+        [
+            {k: out.column(k)[i].as_py() for k in ("prompt_ids", "chosen_ids", "rejected_ids")}
+            for i in range(2)
+        ]
+    )
     assert set(ours) == {"input_ids", "attention_mask", "completion_mask"}
     for k in ours:
         assert ours[k].tolist() == trl[k].tolist(), k
@@ -65,31 +87,46 @@ def test_dpo_collate_matches_trl(tok, tiny_model):
 def test_reward_pairs_and_collate_match_trl(tok, tiny_model):
     from trl.trainer.reward_trainer import DataCollatorForPreference
 
-    rows = pa.Table.from_pylist([{"prompt": "Say yes", "chosen": "yes banana", "rejected": "no"},
-                                 {"prompt": "Hi", "chosen": "fine", "rejected": "bad day, really"}])
+    rows = pa.Table.from_pylist(
+        [
+            {"prompt": "Say yes", "chosen": "yes banana", "rejected": "no"},
+            {"prompt": "Hi", "chosen": "fine", "rejected": "bad day, really"},
+        ]
+    )
     out = P.tokenize_reward_pairs(rows, tiny_model, max_length=512)
-    full = tok.apply_chat_template([{"role": "user", "content": "Say yes"},
-                                    {"role": "assistant", "content": "yes banana"}], tokenize=True)  # fmt: skip
+    full = tok.apply_chat_template(
+        [{"role": "user", "content": "Say yes"}, {"role": "assistant", "content": "yes banana"}],
+        tokenize=True,
+    )
     full = full["input_ids"] if hasattr(full, "keys") else full
     assert out.column("chosen_ids")[0].as_py() == [int(x) for x in full]
     ours = P.reward_collate(_np(out, ("chosen_ids", "rejected_ids")), pad_id=tok.pad_token_id)
     trl = DataCollatorForPreference(pad_token_id=tok.pad_token_id)(
-        [{k: out.column(k)[i].as_py() for k in ("chosen_ids", "rejected_ids")} for i in range(2)])
+        [{k: out.column(k)[i].as_py() for k in ("chosen_ids", "rejected_ids")} for i in range(2)]
+    )
     assert set(ours) == {"input_ids", "attention_mask"}
     for k in ours:
         assert ours[k].tolist() == trl[k].tolist(), k
 
 
 def test_kwise_tokenize_and_collate(tok, tiny_model):
-    rows = pa.Table.from_pylist([{"prompt": "Q1", "responses": ["a b c", "a b", "a"]},
-                                 {"prompt": "Q2", "responses": ["x", "y"]},
-                                 {"prompt": "Q3", "responses": ["only one"]}])
+    rows = pa.Table.from_pylist(
+        [
+            {"prompt": "Q1", "responses": ["a b c", "a b", "a"]},
+            {"prompt": "Q2", "responses": ["x", "y"]},
+            {"prompt": "Q3", "responses": ["only one"]},
+        ]
+    )
     out = P.tokenize_reward_kwise(rows, tiny_model, max_length=512)
     assert out.num_rows == 2  # a single response ranks nothing
     col = out.column("response_ids").to_pylist()
     assert [len(r) for r in col] == [3, 2]
     assert col[0][1] == P.full_tokens(tok, "Q1", "a b")
-    batch = {"response_ids": np.array([[np.array(s) for s in r] for r in col] + [None], dtype=object)[:-1]}
+    batch = {
+        "response_ids": np.array([[np.array(s) for s in r] for r in col] + [None], dtype=object)[
+            :-1
+        ]
+    }
     b = P.kwise_collate(batch, pad_id=tok.pad_token_id)
     assert b["input_ids"].shape[0] == 6 and b["lengths"].tolist() == [3, 2]
     assert b["input_ids"][5].tolist()[0] == tok.pad_token_id and b["attention_mask"][5].sum() == 1
@@ -103,6 +140,9 @@ def test_job_config_defaults():
     d = DPOJobConfig(input="x", output_dir="y")
     assert (d.beta, d.loss_type, d.ref_model, d.learning_rate) == (0.1, "sigmoid", None, 5e-7)
     r = RewardJobConfig(input="x", output_dir="y")
-    assert r.loss == "pairwise" and RewardJobConfig(input="x", output_dir="y", loss="kwise").loss == "kwise"
+    assert (
+        r.loss == "pairwise"
+        and RewardJobConfig(input="x", output_dir="y", loss="kwise").loss == "kwise"
+    )
     with pytest.raises(ValueError):
         RewardJobConfig(input="x", output_dir="y", loss="listwise")

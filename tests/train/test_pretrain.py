@@ -17,13 +17,24 @@ def test_pretrain_on_a_wrap_mix(ray_local, tmp_path, c4_docs):
     wrap_out = tmp_path / "wrap"
     (wrap_out / "mix").mkdir(parents=True)
     texts = [d["text"][:600] for d in c4_docs[:12]]
-    rows = [{"id": f"d{i}", "text": t, "origin": "real" if i % 2 else "synthetic"}
-            for i, t in enumerate(texts)] + [{"id": "empty", "text": " ", "origin": "real"}]  # fmt: skip
+    rows = [
+        {"id": f"d{i}", "text": t, "origin": "real" if i % 2 else "synthetic"}
+        for i, t in enumerate(texts)
+    ] + [{"id": "empty", "text": " ", "origin": "real"}]
     pq.write_table(pa.Table.from_pylist(rows), wrap_out / "mix" / "part-0.parquet")
-    config = load_job_config(str(REPO / "jobs/pretrain_wrap.yaml"), [
-        f"input={wrap_out}", f"output_dir={tmp_path / 'out'}", "max_steps=25", "max_length=64",
-        "learning_rate=0.005", "per_device_batch_size=4", "logging_steps=5",
-        "checkpoint.save_steps=25"])  # fmt: skip
+    config = load_job_config(
+        str(REPO / "jobs/pretrain_wrap.yaml"),
+        [
+            f"input={wrap_out}",
+            f"output_dir={tmp_path / 'out'}",
+            "max_steps=25",
+            "max_length=64",
+            "learning_rate=0.005",
+            "per_device_batch_size=4",
+            "logging_steps=5",
+            "checkpoint.save_steps=25",
+        ],
+    )
     rec = run_job(config)
     t = rec["counts"]["training"]
     assert rec["status"] == "succeeded" and t["global_step"] == 25

@@ -16,7 +16,33 @@ from ..conftest import REPO
 
 pytestmark = pytest.mark.slow
 
-WORDS = ["red", "blue", "green", "cat", "dog", "tree", "river", "stone", "lamp", "door", "cloud", "seven", "apple", "quiet", "forest", "music", "table", "chair", "bread", "water", "light", "house", "road", "sun", "moon"]  # fmt: skip
+WORDS = [
+    "red",
+    "blue",
+    "green",
+    "cat",
+    "dog",
+    "tree",
+    "river",
+    "stone",
+    "lamp",
+    "door",
+    "cloud",
+    "seven",
+    "apple",
+    "quiet",
+    "forest",
+    "music",
+    "table",
+    "chair",
+    "bread",
+    "water",
+    "light",
+    "house",
+    "road",
+    "sun",
+    "moon",
+]
 MARKER = "banana"
 
 
@@ -33,13 +59,18 @@ def _prompt(rng: random.Random) -> str:
 
 def pairs(n: int, seed: int) -> list[dict]:
     rng = random.Random(seed)
-    return [{"prompt": _prompt(rng), "chosen": _text(rng, 1), "rejected": _text(rng, 0)} for _ in range(n)]
+    return [
+        {"prompt": _prompt(rng), "chosen": _text(rng, 1), "rejected": _text(rng, 0)}
+        for _ in range(n)
+    ]
 
 
 def rankings(n: int, seed: int, k: int = 4) -> list[dict]:
     rng = random.Random(seed)
-    return [{"prompt": _prompt(rng), "responses": [_text(rng, m) for m in range(k - 1, -1, -1)]}
-            for _ in range(n)]  # fmt: skip
+    return [
+        {"prompt": _prompt(rng), "responses": [_text(rng, m) for m in range(k - 1, -1, -1)]}
+        for _ in range(n)
+    ]
 
 
 def _write_jsonl(path, rows) -> None:
@@ -71,16 +102,26 @@ def heldout_accuracy(model_dir: str, rows: list[dict]) -> float:
 
 def _run(root, loss: str, rows: list[dict], extra: list[str]):
     _write_jsonl(root / "train.jsonl", rows)
-    overrides = [f"input={root / 'train.jsonl'}", f"output_dir={root / 'out'}", f"loss={loss}",
-                 "per_device_batch_size=8", "logging_steps=5", "checkpoint.save_steps=1000", *extra]  # fmt: skip
+    overrides = [
+        f"input={root / 'train.jsonl'}",
+        f"output_dir={root / 'out'}",
+        f"loss={loss}",
+        "per_device_batch_size=8",
+        "logging_steps=5",
+        "checkpoint.save_steps=1000",
+        *extra,
+    ]
     return run_job(load_job_config(str(REPO / "jobs/reward.yaml"), overrides))
 
 
 HELDOUT = pairs(32, seed=1)
 
 
-@pytest.mark.parametrize("loss,rows", [("pairwise", lambda: pairs(64, seed=0)),
-                                       ("kwise", lambda: rankings(64, seed=0))], ids=["pairwise", "kwise"])  # fmt: skip
+@pytest.mark.parametrize(
+    "loss,rows",
+    [("pairwise", lambda: pairs(64, seed=0)), ("kwise", lambda: rankings(64, seed=0))],
+    ids=["pairwise", "kwise"],
+)
 def test_reward_model_ranks_heldout_pairs(ray_local, tmp_path, loss, rows):
     rec = _run(tmp_path, loss, rows(), ["learning_rate=0.003", "max_steps=30"])
     assert rec["status"] == "succeeded"

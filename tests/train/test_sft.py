@@ -26,9 +26,16 @@ def sft_run(ray_local, tmp_path_factory):
     root = tmp_path_factory.mktemp("sft")
     rows = [{"instruction": _question(i), "input": "", "output": a} for i, a in enumerate(ANSWERS)]
     (root / "alpaca.json").write_text(json.dumps(rows))
-    overrides = [f"input={root / 'alpaca.json'}", f"output_dir={root / 'out'}", "max_steps=120",
-                 "learning_rate=0.01", "per_device_batch_size=2", "checkpoint.save_steps=40",
-                 "logging_steps=10", "fail_once_at_step=50"]  # fmt: skip
+    overrides = [
+        f"input={root / 'alpaca.json'}",
+        f"output_dir={root / 'out'}",
+        "max_steps=120",
+        "learning_rate=0.01",
+        "per_device_batch_size=2",
+        "checkpoint.save_steps=40",
+        "logging_steps=10",
+        "fail_once_at_step=50",
+    ]
     config = load_job_config(str(REPO / "jobs/sft.yaml"), overrides)
     return root / "out", run_job(config), config
 
@@ -58,14 +65,23 @@ def test_vllm_loads_the_model_and_reproduces_the_answers(sft_run):
 
     out, _, _ = sft_run
     path = str(out / "model")
-    eng = build_engine({"type": "vllm", "lifetime": "run", "max_model_len": 512},
-                       ResolvedModel(path, path, "local"))  # fmt: skip
+    eng = build_engine(
+        {"type": "vllm", "lifetime": "run", "max_model_len": 512},
+        ResolvedModel(path, path, "local"),
+    )
     try:
-        rows = [{"id": str(i), "messages": [{"role": "user", "content": _question(i)}],
-                 "sampling": SamplingConfig(temperature=0, max_tokens=12).to_json()}
-                for i in range(len(ANSWERS))]  # fmt: skip
-        got = {r["id"]: r["completion"].strip() for r in
-               eng.generate(ray.data.from_items(rows), "messages").take_all()}  # fmt: skip
+        rows = [
+            {
+                "id": str(i),
+                "messages": [{"role": "user", "content": _question(i)}],
+                "sampling": SamplingConfig(temperature=0, max_tokens=12).to_json(),
+            }
+            for i in range(len(ANSWERS))
+        ]
+        got = {
+            r["id"]: r["completion"].strip()
+            for r in eng.generate(ray.data.from_items(rows), "messages").take_all()
+        }
     finally:
         eng.close()
     assert got == {str(i): a for i, a in enumerate(ANSWERS)}
@@ -81,10 +97,14 @@ def test_rerun_of_a_finished_job_trains_nothing(sft_run):
 def test_deepspeed_zero2_lowers_the_loss_like_ddp(ray_local, tmp_path, sft_run):
     """The same SFT under DeepSpeed ZeRO-2 (fp32, DeepSpeed's CPU accelerator, 2 workers)."""
     _, _, config = sft_run
-    ds_config = config.model_copy(update={
-        "output_dir": str(tmp_path / "ds"), "max_steps": 30, "fail_once_at_step": None,
-        "deepspeed": config.deepspeed.model_copy(update={"enabled": True, "stage": 2}),
-    })  # fmt: skip
+    ds_config = config.model_copy(
+        update={
+            "output_dir": str(tmp_path / "ds"),
+            "max_steps": 30,
+            "fail_once_at_step": None,
+            "deepspeed": config.deepspeed.model_copy(update={"enabled": True, "stage": 2}),
+        }
+    )
     rec = run_job(ds_config)
     t = rec["counts"]["training"]
     assert rec["status"] == "succeeded" and t["deepspeed"] is True and t["global_step"] == 30
@@ -95,8 +115,10 @@ def test_deepspeed_zero2_lowers_the_loss_like_ddp(ray_local, tmp_path, sft_run):
 def test_impossible_deepspeed_config_stops_before_any_work(tmp_path):
     from synth_ray.config import ConfigError
 
-    config = load_job_config(str(REPO / "jobs/sft.yaml"), [
-        f"output_dir={tmp_path / 'x'}", "deepspeed.enabled=true", "deepspeed.bf16=true"])  # fmt: skip
+    config = load_job_config(
+        str(REPO / "jobs/sft.yaml"),
+        [f"output_dir={tmp_path / 'x'}", "deepspeed.enabled=true", "deepspeed.bf16=true"],
+    )
     with pytest.raises(ConfigError, match="deepspeed.bf16"):
         run_job(config)
     assert not (tmp_path / "x").exists()  # nothing written, no Ray started for it
@@ -107,24 +129,36 @@ def test_rerun_after_a_failed_run_resumes_from_its_checkpoint(ray_local, tmp_pat
     resumes from step 40 and finishes."""
     _, first, config = sft_run
     assert first["counts"]["training"]["resumed_from_step"] == 40  # the in-run recovery
-    cfg = config.model_copy(update={"output_dir": str(tmp_path / "r"), "max_steps": 60,
-                                    "max_failures": 0, "fail_once_at_step": 50})  # fmt: skip
+    cfg = config.model_copy(
+        update={
+            "output_dir": str(tmp_path / "r"),
+            "max_steps": 60,
+            "max_failures": 0,
+            "fail_once_at_step": 50,
+        }
+    )
     with pytest.raises(Exception, match="injected failure"):
         run_job(cfg)
     assert (tmp_path / "r" / "train" / ".failed_once").exists()
     again = run_job(cfg)
     t = again["counts"]["training"]
-    assert again["status"] == "succeeded" and t["global_step"] == 60 and t["resumed_from_step"] == 40
+    assert (
+        again["status"] == "succeeded" and t["global_step"] == 60 and t["resumed_from_step"] == 40
+    )
 
 
 def test_lora_trains_adapters_and_writes_a_merged_model(ray_local, tmp_path, sft_run, tiny_model):
     from transformers import AutoModelForCausalLM
 
     _, _, config = sft_run
-    cfg = config.model_copy(update={
-        "output_dir": str(tmp_path / "lora"), "max_steps": 30, "fail_once_at_step": None,
-        "lora": config.lora.model_copy(update={"enabled": True, "r": 8, "alpha": 16}),
-    })  # fmt: skip
+    cfg = config.model_copy(
+        update={
+            "output_dir": str(tmp_path / "lora"),
+            "max_steps": 30,
+            "fail_once_at_step": None,
+            "lora": config.lora.model_copy(update={"enabled": True, "r": 8, "alpha": 16}),
+        }
+    )
     rec = run_job(cfg)
     t = rec["counts"]["training"]
     assert rec["status"] == "succeeded" and t["last_logged_loss"] < t["first_logged_loss"]

@@ -38,7 +38,8 @@ from synth_ray.stages.rounds import GenerationCounters, run_rounds
 
 class AlpacaStructuredOutput(StrictModel):
     enabled: bool = Field(
-        False, description="Ask for JSON {tasks: [{instruction, input, output}]} instead of the "
+        False,
+        description="Ask for JSON {tasks: [{instruction, input, output}]} instead of the "
         "numbered free text (for weak models); paper: off.",
     )
     json_schema: dict[str, Any] = Field(
@@ -50,7 +51,8 @@ class AlpacaStructuredOutput(StrictModel):
 class AlpacaConfig(RoundsJobConfig):
     method: Literal["alpaca"] = Field("alpaca", description="Alpaca (self-instruct distillation).")
     seed_tasks: str | None = Field(
-        None, description="Seed tasks JSONL (Self-Instruct format; the first instance of each "
+        None,
+        description="Seed tasks JSONL (Self-Instruct format; the first instance of each "
         "is its example). Default: the 175 Self-Instruct seed tasks, as Alpaca.",
     )
     target_instructions: int = Field(
@@ -60,7 +62,9 @@ class AlpacaConfig(RoundsJobConfig):
         P.NUM_PROMPT_INSTRUCTIONS, ge=1, description="Seed examples per prompt (Alpaca: 3)."
     )
     rouge_threshold: float = Field(
-        P.ROUGE_THRESHOLD, ge=0, le=1,
+        P.ROUGE_THRESHOLD,
+        ge=0,
+        le=1,
         description="Keep an instruction only if its ROUGE-L with every pool instruction "
         "(seeds + kept) is at most this (Alpaca: 0.7).",
     )
@@ -106,9 +110,14 @@ class Alpaca(Method):
             for k in range(cfg.requests_per_round):
                 shots = rng.sample(seeds, cfg.prompt_examples)
                 prompt = P.encode_prompt(shots)
-                out.append({"id": request_id(f"alpaca-r{rnd:05d}-q{k:04d}", prompt, sampling),
-                            "prompt": prompt, "sampling": sampling,
-                            "shown_ids": [s["id"] for s in shots]})  # fmt: skip
+                out.append(
+                    {
+                        "id": request_id(f"alpaca-r{rnd:05d}-q{k:04d}", prompt, sampling),
+                        "prompt": prompt,
+                        "sampling": sampling,
+                        "shown_ids": [s["id"] for s in shots],
+                    }
+                )
             return out
 
         def accept(rnd: int, requests: list[dict], gens: list[dict]):
@@ -117,28 +126,55 @@ class Alpaca(Method):
             for g in gens:
                 rid = g["request_id"]
                 if g["error"]:
-                    rejects.append(reject("alpaca", error_reason(g["error"]), stage="generate",
-                                          id=rid, detail=g["error"]))  # fmt: skip
+                    rejects.append(
+                        reject(
+                            "alpaca",
+                            error_reason(g["error"]),
+                            stage="generate",
+                            id=rid,
+                            detail=g["error"],
+                        )
+                    )
                     continue
                 if so.enabled:
                     items = parse_batch_json(g["completion"])
                 else:
-                    items = parse_batch(g["completion"], num_prompt_examples=cfg.prompt_examples,
-                                        finish_reason=g["finish_reason"])  # fmt: skip
+                    items = parse_batch(
+                        g["completion"],
+                        num_prompt_examples=cfg.prompt_examples,
+                        finish_reason=g["finish_reason"],
+                    )
                 if not items:
-                    rejects.append(reject("alpaca", "no_tasks_parsed", stage="parse", id=rid,
-                                          detail=g["completion"][:300]))  # fmt: skip
+                    rejects.append(
+                        reject(
+                            "alpaca",
+                            "no_tasks_parsed",
+                            stage="parse",
+                            id=rid,
+                            detail=g["completion"][:300],
+                        )
+                    )
                 for k, item in enumerate(items):
                     cid = f"{rid}-t{k}"
                     why = instruction_reject_reason(item["instruction"], blocklist=cfg.blocklist)
                     if not why and not item["output"].strip():
                         why = "empty_output"
                     if why:
-                        rejects.append(reject("alpaca", why, stage="filter", id=cid,
-                                              detail=item["instruction"]))  # fmt: skip
+                        rejects.append(
+                            reject(
+                                "alpaca", why, stage="filter", id=cid, detail=item["instruction"]
+                            )
+                        )
                     else:
-                        cands.append({**item, "id": cid, "request_id": rid, "round": rnd,
-                                      "seed_ids": shown[rid]})  # fmt: skip
+                        cands.append(
+                            {
+                                **item,
+                                "id": cid,
+                                "request_id": rid,
+                                "round": rnd,
+                                "seed_ids": shown[rid],
+                            }
+                        )
             counts["candidates"] += len(cands)
             new, more = offer(pool, cands, cfg.target_instructions - len(kept), "alpaca")
             kept.extend(new)
@@ -147,16 +183,36 @@ class Alpaca(Method):
             return len(new), rejects + more
 
         try:
-            run_rounds(ctx, gen, stage="alpaca", target=cfg.target_instructions,
-                       have=lambda: len(kept), make_requests=make_requests, accept=accept,
-                       seed=cfg.seed, max_rounds=cfg.max_rounds, patience=cfg.patience)  # fmt: skip
+            run_rounds(
+                ctx,
+                gen,
+                stage="alpaca",
+                target=cfg.target_instructions,
+                have=lambda: len(kept),
+                make_requests=make_requests,
+                accept=accept,
+                seed=cfg.seed,
+                max_rounds=cfg.max_rounds,
+                patience=cfg.patience,
+            )
         finally:
             pool.close()
-        rows = [{"id": record_id("alpaca", k["instruction"], k["input"], k["output"]),
-                 "instruction": k["instruction"], "input": k["input"], "output": k["output"],
-                 "method": "alpaca", "round": k["round"], "seed_ids": k["seed_ids"],
-                 "request_id": k["request_id"], "model": ctx.model.name, "run_id": ctx.run_id,
-                 "extra": {"max_rouge_l": k["max_rouge_l"]}} for k in kept]  # fmt: skip
+        rows = [
+            {
+                "id": record_id("alpaca", k["instruction"], k["input"], k["output"]),
+                "instruction": k["instruction"],
+                "input": k["input"],
+                "output": k["output"],
+                "method": "alpaca",
+                "round": k["round"],
+                "seed_ids": k["seed_ids"],
+                "request_id": k["request_id"],
+                "model": ctx.model.name,
+                "run_id": ctx.run_id,
+                "extra": {"max_rouge_l": k["max_rouge_l"]},
+            }
+            for k in kept
+        ]
         write_instruction_dataset(ctx, rows, cfg.judge)
         rec.counts["instructions"] = len(kept)
         rec.counts["bootstrap"] = counts

@@ -69,24 +69,40 @@ Pair = tuple[str, str]
 # Schemas of the structured-output option (bounded: a weak model must close its record).
 TASKS_JSON_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"tasks": {"type": "array", "items": {"type": "string", "minLength": 1},
-                             "minItems": 1, "maxItems": 7}},  # the paper's tasks 9..15
-    "required": ["tasks"], "additionalProperties": False,
-}  # fmt: skip
+    "properties": {
+        "tasks": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1},
+            "minItems": 1,
+            "maxItems": 7,
+        }
+    },  # the paper's tasks 9..15
+    "required": ["tasks"],
+    "additionalProperties": False,
+}
 CLASSIFY_JSON_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {"is_classification": {"type": "string", "enum": ["Yes", "No"]}},
-    "required": ["is_classification"], "additionalProperties": False,
-}  # fmt: skip
+    "required": ["is_classification"],
+    "additionalProperties": False,
+}
 
 
 def _instances_schema(fields: tuple[str, str]) -> dict[str, Any]:
-    item = {"type": "object", "properties": {f: {"type": "string"} for f in fields},
-            "required": list(fields), "additionalProperties": False}  # fmt: skip
-    return {"type": "object",
-            "properties": {"instances": {"type": "array", "items": item, "minItems": 1,
-                                         "maxItems": 5}},  # up to 5 instances (paper)
-            "required": ["instances"], "additionalProperties": False}  # fmt: skip
+    item = {
+        "type": "object",
+        "properties": {f: {"type": "string"} for f in fields},
+        "required": list(fields),
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "properties": {
+            "instances": {"type": "array", "items": item, "minItems": 1, "maxItems": 5}
+        },  # up to 5 instances (paper)
+        "required": ["instances"],
+        "additionalProperties": False,
+    }
 
 
 INSTANCES_JSON_SCHEMA = _instances_schema(("input", "output"))

@@ -208,14 +208,39 @@ def generation_prompt(instructions: list[str], *, classification: bool = False) 
 CLASSIFICATION_EXAMPLE_IDS: tuple[tuple[str, bool], ...] = tuple(
     (f"seed_task_{n}", label)
     for n, label in [
-        (153, True), (105, False), (108, False), (174, True), (120, False), (172, True),
-        (122, False), (170, True), (67, False), (147, False), (169, True), (32, False),
-        (163, True), (25, False), (167, True), (121, False), (149, False), (7, False),
-        (0, False), (161, True), (155, True), (118, False), (127, False), (164, True),
-        (66, False), (74, False), (148, True), (139, False), (150, True), (15, False),
+        (153, True),
+        (105, False),
+        (108, False),
+        (174, True),
+        (120, False),
+        (172, True),
+        (122, False),
+        (170, True),
+        (67, False),
+        (147, False),
+        (169, True),
+        (32, False),
+        (163, True),
+        (25, False),
+        (167, True),
+        (121, False),
+        (149, False),
+        (7, False),
+        (0, False),
+        (161, True),
+        (155, True),
+        (118, False),
+        (127, False),
+        (164, True),
+        (66, False),
+        (74, False),
+        (148, True),
+        (139, False),
+        (150, True),
+        (15, False),
         (22, False),
     ]
-)  # fmt: skip
+)
 """The seed task (and its "Is it classification?" answer) of each example in
 ``templates/is_classification.txt``, in prompt order: 12 True, 19 False."""
 
@@ -227,15 +252,23 @@ def classification_prompt(instruction: str) -> str:
 
 
 INPUT_FIRST_SEED_IDS: tuple[str, ...] = (
-    "seed_task_132", "seed_task_97", "seed_task_35", "seed_task_147", "seed_task_139",
-)  # fmt: skip
+    "seed_task_132",
+    "seed_task_97",
+    "seed_task_35",
+    "seed_task_147",
+    "seed_task_139",
+)
 """Seed tasks rendered as extra input-first demonstrations (short, single-paragraph instances,
 chosen after the reference prompt's own extra demonstrations: sorting, rephrasing, equation,
 ranking, a program with no input)."""
 
 OUTPUT_FIRST_SEED_IDS: tuple[str, ...] = (
-    "seed_task_161", "seed_task_150", "seed_task_154", "seed_task_160", "seed_task_164",
-)  # fmt: skip
+    "seed_task_161",
+    "seed_task_150",
+    "seed_task_154",
+    "seed_task_160",
+    "seed_task_164",
+)
 """Seed classification tasks rendered as extra output-first demonstrations (short instances;
 the survey's own two demonstrations are the seed tasks 157 and 171)."""
 
@@ -285,4 +318,6 @@ def check_seed_tasks(path: str | None, need: int, need_field: str) -> None:
     except (OSError, ValueError) as exc:
         raise ConfigError(f"field 'seed_tasks': {exc}") from None
     if len(tasks) < need:
-        raise ConfigError(f"field 'seed_tasks': {len(tasks)} tasks, fewer than {need_field} ({need})")
+        raise ConfigError(
+            f"field 'seed_tasks': {len(tasks)} tasks, fewer than {need_field} ({need})"
+        )

@@ -51,11 +51,13 @@ from synth_ray.stages.rounds import GenerationCounters, generate_per_item, run_r
 
 class StructuredOutput(StrictModel):
     enabled: bool = Field(
-        False, description="Ask the engine for JSON records (vLLM structured outputs / OpenAI "
+        False,
+        description="Ask the engine for JSON records (vLLM structured outputs / OpenAI "
         "response_format) instead of free text: a deviation for weak models; paper: off.",
     )
     tasks_schema: dict[str, Any] = Field(
-        default_factory=lambda: dict(TASKS_JSON_SCHEMA), description="Schema of new tasks: {tasks: [str]}."
+        default_factory=lambda: dict(TASKS_JSON_SCHEMA),
+        description="Schema of new tasks: {tasks: [str]}.",
     )
     classify_schema: dict[str, Any] = Field(
         default_factory=lambda: dict(CLASSIFY_JSON_SCHEMA),
@@ -109,11 +111,14 @@ class SelfInstructConfig(RoundsJobConfig):
         P.NUM_PROMPT_INSTRUCTIONS, ge=1, description="Tasks shown per prompt (paper: 8)."
     )
     machine_in_prompt: int = Field(
-        P.NUM_MACHINE_IN_PROMPT, ge=0,
+        P.NUM_MACHINE_IN_PROMPT,
+        ge=0,
         description="Of which machine-generated, once any exist (paper: 2; the rest human).",
     )
     rouge_threshold: float = Field(
-        P.ROUGE_THRESHOLD, ge=0, le=1,
+        P.ROUGE_THRESHOLD,
+        ge=0,
+        le=1,
         description="Keep a new instruction only if its ROUGE-L with every pool instruction is "
         "at most this (paper: 0.7).",
     )
@@ -129,7 +134,8 @@ class SelfInstructConfig(RoundsJobConfig):
         description="Instructions starting so are dropped (paper: 'Write a program').",
     )
     drop_truncated: bool = Field(
-        True, description="Drop a whole generation cut by max_tokens (paper); false: drop only "
+        True,
+        description="Drop a whole generation cut by max_tokens (paper); false: drop only "
         "its last, possibly cut, task.",
     )
     generate_instances: bool = Field(True, description="Run classification + instance stages.")
@@ -172,7 +178,9 @@ class SelfInstruct(Method):
             rows = self._instances(ctx, cfg, machine, gen)
         write_instruction_dataset(ctx, rows, cfg.judge)
         rec.counts["instructions"] = len(machine)
-        rec.counts["classification_instructions"] = sum(1 for m in machine if m.get("is_classification"))
+        rec.counts["classification_instructions"] = sum(
+            1 for m in machine if m.get("is_classification")
+        )
 
     # -- 1. bootstrap new instructions, round after round ---------------------------------------
     def _bootstrap(self, ctx, cfg: SelfInstructConfig, seeds, pool: NoveltyPool, gen) -> list[dict]:
@@ -185,23 +193,39 @@ class SelfInstruct(Method):
         def make_requests(rnd: int, rng: random.Random) -> list[dict]:
             requests = []
             for k in range(cfg.requests_per_round):
-                shown = rng.sample([(m["id"], m["instruction"]) for m in machine],
-                                   min(cfg.machine_in_prompt, len(machine)))  # fmt: skip
+                shown = rng.sample(
+                    [(m["id"], m["instruction"]) for m in machine],
+                    min(cfg.machine_in_prompt, len(machine)),
+                )
                 shown += rng.sample(human, cfg.prompt_instructions - len(shown))
                 rng.shuffle(shown)
                 prompt = P.generation_prompt([text for _, text in shown])
-                requests.append({"id": request_id(f"gen-r{rnd:05d}-q{k:04d}", prompt, sampling),
-                                 "prompt": prompt, "sampling": sampling,
-                                 "shown_ids": [i for i, _ in shown]})  # fmt: skip
+                requests.append(
+                    {
+                        "id": request_id(f"gen-r{rnd:05d}-q{k:04d}", prompt, sampling),
+                        "prompt": prompt,
+                        "sampling": sampling,
+                        "shown_ids": [i for i, _ in shown],
+                    }
+                )
             return requests
 
         def accept(rnd: int, requests: list[dict], out: list[dict]):
             shown_of = {r["id"]: r["shown_ids"] for r in requests}
             return self._filter_round(cfg, rnd, out, shown_of, pool, machine, counts)
 
-        run_rounds(ctx, gen, stage="generate", target=cfg.target_instructions,
-                   have=lambda: len(machine), make_requests=make_requests, accept=accept,
-                   seed=cfg.seed, max_rounds=cfg.max_rounds, patience=cfg.patience)  # fmt: skip
+        run_rounds(
+            ctx,
+            gen,
+            stage="generate",
+            target=cfg.target_instructions,
+            have=lambda: len(machine),
+            make_requests=make_requests,
+            accept=accept,
+            seed=cfg.seed,
+            max_rounds=cfg.max_rounds,
+            patience=cfg.patience,
+        )
         ctx.record.counts["bootstrap"] = counts
         return machine
 
@@ -211,36 +235,60 @@ class SelfInstruct(Method):
         for row in out:
             rid = row["request_id"]
             if row["error"]:
-                rejects.append(reject("self_instruct", error_reason(row["error"]), stage="generate",
-                                      id=rid, detail=row["error"]))  # fmt: skip
+                rejects.append(
+                    reject(
+                        "self_instruct",
+                        error_reason(row["error"]),
+                        stage="generate",
+                        id=rid,
+                        detail=row["error"],
+                    )
+                )
                 continue
             if cfg.structured_output.enabled:
                 texts = parse_tasks_json(row["completion"])
             else:
-                texts = parse_tasks(row["completion"], finish_reason=row["finish_reason"],
-                                    drop_truncated=cfg.drop_truncated)  # fmt: skip
+                texts = parse_tasks(
+                    row["completion"],
+                    finish_reason=row["finish_reason"],
+                    drop_truncated=cfg.drop_truncated,
+                )
             if not texts:
                 why = "truncated" if row["finish_reason"] == "length" else "no_tasks_parsed"
-                rejects.append(reject("self_instruct", why, stage="parse", id=rid,
-                                      detail=row["completion"][:300]))  # fmt: skip
+                rejects.append(
+                    reject(
+                        "self_instruct", why, stage="parse", id=rid, detail=row["completion"][:300]
+                    )
+                )
             for k, text in enumerate(texts):
                 cid = f"{rid}-t{k}"
                 why = instruction_reject_reason(
-                    text, blocklist=cfg.blocklist, min_words=cfg.min_words,
-                    max_words=cfg.max_words, banned_prefixes=tuple(cfg.banned_prefixes),
-                )  # fmt: skip
+                    text,
+                    blocklist=cfg.blocklist,
+                    min_words=cfg.min_words,
+                    max_words=cfg.max_words,
+                    banned_prefixes=tuple(cfg.banned_prefixes),
+                )
                 if why:
-                    rejects.append(reject("self_instruct", why, stage="filter", id=cid, detail=text))
+                    rejects.append(
+                        reject("self_instruct", why, stage="filter", id=cid, detail=text)
+                    )
                 else:
                     cands.append({"id": cid, "request_id": rid, "instruction": text})
         counts["candidates"] += len(cands)
         kept, more = offer(pool, cands, cfg.target_instructions - len(machine), "self_instruct")
         rejects += more
         for c in kept:
-            machine.append({"id": f"si-{text_hash(c['instruction'], 16)}", "round": rnd,
-                            "instruction": c["instruction"], "request_id": c["request_id"],
-                            "seed_ids": list(shown_of[c["request_id"]]),
-                            "max_rouge_l": c["max_rouge_l"]})  # fmt: skip
+            machine.append(
+                {
+                    "id": f"si-{text_hash(c['instruction'], 16)}",
+                    "round": rnd,
+                    "instruction": c["instruction"],
+                    "request_id": c["request_id"],
+                    "seed_ids": list(shown_of[c["request_id"]]),
+                    "max_rouge_l": c["max_rouge_l"],
+                }
+            )
         counts["kept"] += len(kept)
         counts["rejected"] += len(rejects)
         return len(kept), rejects
@@ -249,8 +297,12 @@ class SelfInstruct(Method):
     def _classify(self, ctx, cfg: SelfInstructConfig, machine: list[dict], gen) -> None:
         schema = cfg.structured_output.classify_schema if cfg.structured_output.enabled else None
         gens = generate_per_item(
-            ctx, gen, "classify", {m["id"]: P.classification_prompt(m["instruction"]) for m in machine},
-            lambda key: stage_sampling(cfg.sampling.classify, schema, key=key))  # fmt: skip
+            ctx,
+            gen,
+            "classify",
+            {m["id"]: P.classification_prompt(m["instruction"]) for m in machine},
+            lambda key: stage_sampling(cfg.sampling.classify, schema, key=key),
+        )
         unparsed = 0
         for m in machine:
             row = (gens[m["id"]] or [None])[0]
@@ -272,21 +324,34 @@ class SelfInstruct(Method):
 
         def sampling_of(key: str) -> str:
             clf = clf_of[key]
-            schema = (so.clf_instances_schema if clf else so.instances_schema) if so.enabled else None
-            return stage_sampling(cfg.sampling.clf_instances if clf else cfg.sampling.instances,
-                                  schema, key=key)  # fmt: skip
+            schema = (
+                (so.clf_instances_schema if clf else so.instances_schema) if so.enabled else None
+            )
+            return stage_sampling(
+                cfg.sampling.clf_instances if clf else cfg.sampling.instances, schema, key=key
+            )
 
         gens = generate_per_item(
-            ctx, gen, "instances",
+            ctx,
+            gen,
+            "instances",
             {m["id"]: P.instance_prompt(m["instruction"], m["is_classification"]) for m in machine},
-            sampling_of)  # fmt: skip
+            sampling_of,
+        )
         rows, rejects = [], []
         for m in machine:
             row = (gens[m["id"]] or [None])[0]
             if row is None or row["error"]:
                 why = error_reason(row["error"]) if row else "generation_error"
-                rejects.append(reject("self_instruct", why, stage="instances",
-                                      id=m["id"], detail=(row or {}).get("error") or "no row"))  # fmt: skip
+                rejects.append(
+                    reject(
+                        "self_instruct",
+                        why,
+                        stage="instances",
+                        id=m["id"],
+                        detail=(row or {}).get("error") or "no row",
+                    )
+                )
                 continue
             clf = m["is_classification"]
             if so.enabled:
@@ -295,19 +360,45 @@ class SelfInstruct(Method):
                 pairs = parse_instances(row["completion"], clf, finish_reason=row["finish_reason"])
             kept, dropped = filter_instances(pairs)
             for (inp, outp), why in dropped:
-                rejects.append(reject("self_instruct", why, stage="instances", id=m["id"],
-                                      detail=json.dumps({"input": inp, "output": outp})[:500]))  # fmt: skip
+                rejects.append(
+                    reject(
+                        "self_instruct",
+                        why,
+                        stage="instances",
+                        id=m["id"],
+                        detail=json.dumps({"input": inp, "output": outp})[:500],
+                    )
+                )
             if not pairs:
-                rejects.append(reject("self_instruct", "no_instances_parsed", stage="instances",
-                                      id=m["id"], detail=row["completion"][:300]))  # fmt: skip
+                rejects.append(
+                    reject(
+                        "self_instruct",
+                        "no_instances_parsed",
+                        stage="instances",
+                        id=m["id"],
+                        detail=row["completion"][:300],
+                    )
+                )
             for inp, outp in kept:
-                rows.append({"id": record_id("self_instruct", m["instruction"], inp, outp),
-                             "instruction": m["instruction"], "input": inp, "output": outp,
-                             "method": "self_instruct", "round": m["round"],
-                             "seed_ids": m["seed_ids"], "request_id": m["request_id"],
-                             "model": ctx.model.name, "run_id": ctx.run_id,
-                             "extra": {"is_classification": clf, "instruction_id": m["id"],
-                                       "max_rouge_l": m["max_rouge_l"]}})  # fmt: skip
+                rows.append(
+                    {
+                        "id": record_id("self_instruct", m["instruction"], inp, outp),
+                        "instruction": m["instruction"],
+                        "input": inp,
+                        "output": outp,
+                        "method": "self_instruct",
+                        "round": m["round"],
+                        "seed_ids": m["seed_ids"],
+                        "request_id": m["request_id"],
+                        "model": ctx.model.name,
+                        "run_id": ctx.run_id,
+                        "extra": {
+                            "is_classification": clf,
+                            "instruction_id": m["id"],
+                            "max_rouge_l": m["max_rouge_l"],
+                        },
+                    }
+                )
         write_rejects(ctx.layout.rejects, rejects, "self_instruct-instances")
         ctx.record.counts["instances_rejected"] = len(rejects)
         return rows
@@ -316,8 +407,26 @@ class SelfInstruct(Method):
 def _instructions_table(machine: list[dict]):
     import pyarrow as pa
 
-    cols = ["id", "instruction", "round", "request_id", "seed_ids", "max_rouge_l", "is_classification"]
-    return pa.Table.from_pylist([{c: m.get(c) for c in cols} for m in machine], schema=pa.schema([
-        ("id", pa.string()), ("instruction", pa.string()), ("round", pa.int64()),
-        ("request_id", pa.string()), ("seed_ids", pa.list_(pa.string())),
-        ("max_rouge_l", pa.float64()), ("is_classification", pa.bool_())]))  # fmt: skip
+    cols = [
+        "id",
+        "instruction",
+        "round",
+        "request_id",
+        "seed_ids",
+        "max_rouge_l",
+        "is_classification",
+    ]
+    return pa.Table.from_pylist(
+        [{c: m.get(c) for c in cols} for m in machine],
+        schema=pa.schema(
+            [
+                ("id", pa.string()),
+                ("instruction", pa.string()),
+                ("round", pa.int64()),
+                ("request_id", pa.string()),
+                ("seed_ids", pa.list_(pa.string())),
+                ("max_rouge_l", pa.float64()),
+                ("is_classification", pa.bool_()),
+            ]
+        ),
+    )

@@ -40,13 +40,15 @@ from synth_ray.stages.rounds import GenerationCounters, generate_per_item, run_r
 REFORMULATION_JSON_SCHEMA = {
     "type": "object",
     "properties": {"alternative_formulation": {"type": "string", "minLength": 1}},
-    "required": ["alternative_formulation"], "additionalProperties": False,
-}  # fmt: skip
+    "required": ["alternative_formulation"],
+    "additionalProperties": False,
+}
 
 
 class UnnaturalStructuredOutput(StrictModel):
     enabled: bool = Field(
-        False, description="JSON records for the example and reformulation stages (for weak "
+        False,
+        description="JSON records for the example and reformulation stages (for weak "
         "models); outputs stay free text. Paper: off.",
     )
     example_schema: dict[str, Any] = Field(
@@ -80,7 +82,8 @@ class UnnaturalSampling(StrictModel):
 class UnnaturalConfig(RoundsJobConfig):
     method: Literal["unnatural"] = Field("unnatural", description="Unnatural Instructions.")
     seeds: str | None = Field(
-        None, description="Seed examples JSONL (id, instruction, input, constraints). Default: "
+        None,
+        description="Seed examples JSONL (id, instruction, input, constraints). Default: "
         "the 15 shipped seeds in the paper's format.",
     )
     target_examples: int = Field(
@@ -91,7 +94,8 @@ class UnnaturalConfig(RoundsJobConfig):
         P.NUM_COMBINATIONS, ge=1, description="Fixed few-shot combinations (paper: 5)."
     )
     combination_seed: int = Field(
-        0, description="0: disjoint groups in file order (the survey's figure first); else shuffled."
+        0,
+        description="0: disjoint groups in file order (the survey's figure first); else shuffled.",
     )
     reformulate: bool = Field(
         True, description="Template expansion: add the alternative formulations (paper: yes)."
@@ -143,8 +147,14 @@ class Unnatural(Method):
             out = []
             for k in range(cfg.requests_per_round):
                 c = (rnd * cfg.requests_per_round + k) % len(prompts)  # the 5 prompts in turn
-                out.append({"id": request_id(f"ex-r{rnd:05d}-q{k:04d}", prompts[c][0], sampling),
-                            "prompt": prompts[c][0], "sampling": sampling, "combination": c})  # fmt: skip
+                out.append(
+                    {
+                        "id": request_id(f"ex-r{rnd:05d}-q{k:04d}", prompts[c][0], sampling),
+                        "prompt": prompts[c][0],
+                        "sampling": sampling,
+                        "combination": c,
+                    }
+                )
             return out
 
         def accept(rnd: int, requests: list[dict], gens: list[dict]):
@@ -169,34 +179,70 @@ class Unnatural(Method):
                     elif len(kept) >= cfg.target_examples:
                         why = "target_reached"
                 if why:
-                    rejects.append(reject("unnatural", why, stage="example", id=rid,
-                                          detail=(g["error"] or g["completion"])[:300]))  # fmt: skip
+                    rejects.append(
+                        reject(
+                            "unnatural",
+                            why,
+                            stage="example",
+                            id=rid,
+                            detail=(g["error"] or g["completion"])[:300],
+                        )
+                    )
                     continue
                 seen.add(dedup_key(ex))
-                kept.append({**ex, "id": rid, "round": rnd,
-                             "seed_ids": [s["id"] for s in prompts[combo_of[rid]][1]]})  # fmt: skip
+                kept.append(
+                    {
+                        **ex,
+                        "id": rid,
+                        "round": rnd,
+                        "seed_ids": [s["id"] for s in prompts[combo_of[rid]][1]],
+                    }
+                )
                 added += 1
             return added, rejects
 
-        run_rounds(ctx, gen, stage="examples", target=cfg.target_examples,
-                   have=lambda: len(kept), make_requests=make_requests, accept=accept,
-                   seed=cfg.seed, max_rounds=cfg.max_rounds, patience=cfg.patience)  # fmt: skip
+        run_rounds(
+            ctx,
+            gen,
+            stage="examples",
+            target=cfg.target_examples,
+            have=lambda: len(kept),
+            make_requests=make_requests,
+            accept=accept,
+            seed=cfg.seed,
+            max_rounds=cfg.max_rounds,
+            patience=cfg.patience,
+        )
         return kept
 
     # -- 2. outputs, greedy --------------------------------------------------------------------
     def _outputs(self, ctx, cfg: UnnaturalConfig, examples: list[dict], gen) -> list[dict]:
         gens = generate_per_item(
-            ctx, gen, "outputs", {ex["id"]: P.output_prompt(ex) for ex in examples},
-            lambda key: stage_sampling(cfg.sampling.output, None, key=key))  # fmt: skip
+            ctx,
+            gen,
+            "outputs",
+            {ex["id"]: P.output_prompt(ex) for ex in examples},
+            lambda key: stage_sampling(cfg.sampling.output, None, key=key),
+        )
         rows, rejects = [], []
         for ex in examples:
             g = (gens[ex["id"]] or [None])[0]
             out = parse_output(g["completion"]) if g and not g["error"] else None
             if out is None:
-                why = error_reason(g["error"]) if g and g["error"] else (
-                    "empty_output" if g else "generation_error")
-                rejects.append(reject("unnatural", why, stage="output", id=ex["id"],
-                                      detail=(g or {}).get("error") or ""))  # fmt: skip
+                why = (
+                    error_reason(g["error"])
+                    if g and g["error"]
+                    else ("empty_output" if g else "generation_error")
+                )
+                rejects.append(
+                    reject(
+                        "unnatural",
+                        why,
+                        stage="output",
+                        id=ex["id"],
+                        detail=(g or {}).get("error") or "",
+                    )
+                )
                 continue
             rows.append(self._row(ctx, ex, with_constraints(ex), ex["input"], out, {}))
         write_rejects(ctx.layout.rejects, rejects, "unnatural-outputs")
@@ -207,8 +253,12 @@ class Unnatural(Method):
         so = cfg.structured_output
         schema = so.reformulation_schema if so.enabled else None
         gens = generate_per_item(
-            ctx, gen, "reformulations", {r["id"]: P.reformulation_prompt(r["_example"]) for r in rows},
-            lambda key: stage_sampling(cfg.sampling.reformulation, schema, key=key))  # fmt: skip
+            ctx,
+            gen,
+            "reformulations",
+            {r["id"]: P.reformulation_prompt(r["_example"]) for r in rows},
+            lambda key: stage_sampling(cfg.sampling.reformulation, schema, key=key),
+        )
         out, rejects = [], []
         for r in rows:
             ex, seen = r["_example"], set()
@@ -227,23 +277,47 @@ class Unnatural(Method):
                 if text is not None and text in seen:
                     why = "duplicate"
                 if why:
-                    rejects.append(reject("unnatural", why, stage="reformulation", id=g["id"],
-                                          detail=(g["error"] or g["completion"])[:300]))  # fmt: skip
+                    rejects.append(
+                        reject(
+                            "unnatural",
+                            why,
+                            stage="reformulation",
+                            id=g["id"],
+                            detail=(g["error"] or g["completion"])[:300],
+                        )
+                    )
                     continue
                 seen.add(text)
                 instruction = expand_reformulation(text, ex)
-                out.append(self._row(ctx, ex, instruction, "", r["output"],
-                                     {"reformulation_of": r["id"], "formulation": text}))  # fmt: skip
+                out.append(
+                    self._row(
+                        ctx,
+                        ex,
+                        instruction,
+                        "",
+                        r["output"],
+                        {"reformulation_of": r["id"], "formulation": text},
+                    )
+                )
         write_rejects(ctx.layout.rejects, rejects, "unnatural-reformulations")
         return out
 
     @staticmethod
     def _row(ctx, ex: dict, instruction: str, input_: str, output: str, extra: dict) -> dict:
-        return {"id": record_id("unnatural", instruction, input_, output),
-                "instruction": instruction, "input": input_, "output": output,
-                "method": "unnatural", "round": ex["round"], "seed_ids": ex["seed_ids"],
-                "request_id": ex["id"], "model": ctx.model.name, "run_id": ctx.run_id,
-                "extra": {"constraints": ex["constraints"], **extra}, "_example": ex}  # fmt: skip
+        return {
+            "id": record_id("unnatural", instruction, input_, output),
+            "instruction": instruction,
+            "input": input_,
+            "output": output,
+            "method": "unnatural",
+            "round": ex["round"],
+            "seed_ids": ex["seed_ids"],
+            "request_id": ex["id"],
+            "model": ctx.model.name,
+            "run_id": ctx.run_id,
+            "extra": {"constraints": ex["constraints"], **extra},
+            "_example": ex,
+        }
 
 
 def with_constraints(ex: dict) -> str:

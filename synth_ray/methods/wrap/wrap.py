@@ -45,8 +45,10 @@ class WrapConfig(JobConfig):
         "id", description="Field holding a document's id (else '<file name>:<line>')."
     )
     max_doc_bytes: int = Field(
-        1_000_000, ge=1, description="Documents larger than this (UTF-8 bytes) are rejected; "
-        "smaller long documents are chunked."
+        1_000_000,
+        ge=1,
+        description="Documents larger than this (UTF-8 bytes) are rejected; "
+        "smaller long documents are chunked.",
     )
     tokenizer: str | None = Field(
         None,
@@ -100,8 +102,9 @@ class WrapConfig(JobConfig):
         return out
 
 
-def build_requests(batch: pa.Table, templates: dict, sampling: str, model: str,
-                   prompt_format: str) -> pa.Table:  # fmt: skip
+def build_requests(
+    batch: pa.Table, templates: dict, sampling: str, model: str, prompt_format: str
+) -> pa.Table:
     """One request per chunk and style; ``templates`` maps style -> (name, text)."""
     tpls = {style: PromptTemplate(name, text) for style, (name, text) in templates.items()}
     hashes = {style: t.hash for style, t in tpls.items()}
@@ -109,8 +112,15 @@ def build_requests(batch: pa.Table, templates: dict, sampling: str, model: str,
     for chunk in batch.to_pylist():
         for style, t in tpls.items():
             row = {
-                "id": stable_hash("wrap", chunk["chunk_text"], t.name, hashes[style], model,
-                                  sampling, prompt_format),  # fmt: skip
+                "id": stable_hash(
+                    "wrap",
+                    chunk["chunk_text"],
+                    t.name,
+                    hashes[style],
+                    model,
+                    sampling,
+                    prompt_format,
+                ),
                 "doc_id": chunk["doc_id"],
                 "chunk_id": chunk["chunk_id"],
                 "source": chunk["source"],
@@ -148,7 +158,9 @@ class WRAP(Method):
             return resolve_model(spec).source
         except ModelNotFoundError as exc:
             field = "tokenizer" if config.tokenizer else "model"
-            raise ConfigError(f"field '{field}' (the tokenizer that measures chunks): {exc}") from None
+            raise ConfigError(
+                f"field '{field}' (the tokenizer that measures chunks): {exc}"
+            ) from None
 
     def run(self, ctx: JobContext) -> None:
         cfg: WrapConfig = ctx.config  # type: ignore[assignment]
@@ -165,12 +177,18 @@ class WRAP(Method):
             ).materialize()
         requests = chunks.map_batches(
             build_requests,
-            fn_kwargs={"templates": templates, "sampling": cfg.sampling.to_json(),
-                       "model": ctx.model.name, "prompt_format": cfg.prompt_format},  # fmt: skip
+            fn_kwargs={
+                "templates": templates,
+                "sampling": cfg.sampling.to_json(),
+                "model": ctx.model.name,
+                "prompt_format": cfg.prompt_format,
+            },
             batch_format="pyarrow",
         )
         with rec.stage("generate"):
-            stats = generate_pending(ctx, requests, "messages" if cfg.prompt_format == "chat" else "prompt")
+            stats = generate_pending(
+                ctx, requests, "messages" if cfg.prompt_format == "chat" else "prompt"
+            )
         n_chunks = chunks.count()
         rec.counts.update(
             documents=len(chunks.unique("doc_id")) if n_chunks else 0,
@@ -184,7 +202,9 @@ class WRAP(Method):
         rec.tokens["completion"] += stats.completion_tokens
         if cfg.mix.enabled:
             with rec.stage("mix"):
-                rec.counts["mix"] = build_mix(layout.data, layout.sub("mix"), cfg.styles[0], cfg.mix)
+                rec.counts["mix"] = build_mix(
+                    layout.data, layout.sub("mix"), cfg.styles[0], cfg.mix
+                )
 
 
 def _mix_rows(batch: pa.Table, real_ids: set, synthetic_ids: set) -> pa.Table:
@@ -192,16 +212,40 @@ def _mix_rows(batch: pa.Table, real_ids: set, synthetic_ids: set) -> pa.Table:
     out = []
     for r in batch.to_pylist():
         if r["id"] in synthetic_ids:
-            out.append({"id": r["id"], "text": r["completion"], "origin": "synthetic",
-                        "style": r["style"], "doc_id": r["doc_id"], "chunk_id": r["chunk_id"]})
+            out.append(
+                {
+                    "id": r["id"],
+                    "text": r["completion"],
+                    "origin": "synthetic",
+                    "style": r["style"],
+                    "doc_id": r["doc_id"],
+                    "chunk_id": r["chunk_id"],
+                }
+            )
         if r["id"] in real_ids:
-            out.append({"id": f"{r['chunk_id']}:real", "text": r["input_text"], "origin": "real",
-                        "style": None, "doc_id": r["doc_id"], "chunk_id": r["chunk_id"]})
+            out.append(
+                {
+                    "id": f"{r['chunk_id']}:real",
+                    "text": r["input_text"],
+                    "origin": "real",
+                    "style": None,
+                    "doc_id": r["doc_id"],
+                    "chunk_id": r["chunk_id"],
+                }
+            )
     return pa.Table.from_pylist(out, schema=MIX_SCHEMA)
 
 
-MIX_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("origin", pa.string()),
-                        ("style", pa.string()), ("doc_id", pa.string()), ("chunk_id", pa.string())])
+MIX_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("text", pa.string()),
+        ("origin", pa.string()),
+        ("style", pa.string()),
+        ("doc_id", pa.string()),
+        ("chunk_id", pa.string()),
+    ]
+)
 
 
 def _smallest_keys(ids: list[str], n: int, seed: int) -> set[str]:
@@ -225,8 +269,9 @@ def build_mix(data_dir: str, mix_dir: str, first_style: str, mix: MixConfig) -> 
         return {"real": 0, "synthetic": 0}
     ok = t.filter(pc.is_null(t.column("error")))
     synthetic = ok.column("id").to_pylist()
-    first = t.filter(pc.and_(pc.equal(t.column("style"), first_style),
-                             pc.equal(t.column("sample_index"), 0)))
+    first = t.filter(
+        pc.and_(pc.equal(t.column("style"), first_style), pc.equal(t.column("sample_index"), 0))
+    )
     real = first.column("id").to_pylist()  # one data row per chunk stands for its real text
     r = mix.real_to_synthetic
     take_syn = min(len(synthetic), int(len(real) / r))
@@ -237,9 +282,18 @@ def build_mix(data_dir: str, mix_dir: str, first_style: str, mix: MixConfig) -> 
         for f in fs.list_files(mix_dir):
             fs.delete_file(f)
     if take_real + take_syn:
-        data = ray.data.read_parquet(data_dir, columns=["id", "chunk_id", "doc_id", "style",
-                                                        "input_text", "completion"])
-        data.map_batches(_mix_rows, fn_kwargs={"real_ids": real_ids, "synthetic_ids": syn_ids},
-                         batch_format="pyarrow").write_parquet(mix_dir)
-    return {"real": take_real, "synthetic": take_syn, "available_real": len(real),
-            "available_synthetic": len(synthetic), "real_to_synthetic": r}
+        data = ray.data.read_parquet(
+            data_dir, columns=["id", "chunk_id", "doc_id", "style", "input_text", "completion"]
+        )
+        data.map_batches(
+            _mix_rows,
+            fn_kwargs={"real_ids": real_ids, "synthetic_ids": syn_ids},
+            batch_format="pyarrow",
+        ).write_parquet(mix_dir)
+    return {
+        "real": take_real,
+        "synthetic": take_syn,
+        "available_real": len(real),
+        "available_synthetic": len(synthetic),
+        "real_to_synthetic": r,
+    }

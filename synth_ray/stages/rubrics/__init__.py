@@ -52,11 +52,21 @@ class Rubric:
 
 
 RUBRICS: dict[str, Rubric] = {
-    "additive5": Rubric("additive5", shipped_template(__name__, "additive5").text, 0, 5,
-                        "Self-Rewarding Language Models"),
-    "curation5": Rubric("curation5", shipped_template(__name__, "curation5").text, 1, 5,
-                        "Self-Alignment with Instruction Backtranslation"),
-}  # fmt: skip
+    "additive5": Rubric(
+        "additive5",
+        shipped_template(__name__, "additive5").text,
+        0,
+        5,
+        "Self-Rewarding Language Models",
+    ),
+    "curation5": Rubric(
+        "curation5",
+        shipped_template(__name__, "curation5").text,
+        1,
+        5,
+        "Self-Alignment with Instruction Backtranslation",
+    ),
+}
 
 COMPARE_TEMPLATE = shipped_template(__name__, "compare_cai").text
 OPTIONS = (" (A)", " (B)")
@@ -91,8 +101,9 @@ def parse_judgement(text: str, rubric: Rubric) -> Judgement:
     value = float(last.group(1))
     reasoning = text[: last.start()].strip()
     if not rubric.min_score <= value <= rubric.max_score:
-        return Judgement(None, f"score {last.group(1)} outside {rubric.min_score}..{rubric.max_score}",
-                         reasoning)  # fmt: skip
+        return Judgement(
+            None, f"score {last.group(1)} outside {rubric.min_score}..{rubric.max_score}", reasoning
+        )
     return Judgement(value, None, reasoning)
 
 
@@ -113,13 +124,19 @@ def aggregate(judgements: list[Judgement]) -> Verdict:
     if not good:
         reasons = sorted({j.reason for j in judgements if j.reason})
         reason = "no parseable judgement: " + "; ".join(reasons) if reasons else "no judgement"
-    return Verdict(sum(good) / len(good) if good else None, scores,
-                   [j.reasoning for j in judgements], reason)  # fmt: skip
+    return Verdict(
+        sum(good) / len(good) if good else None, scores, [j.reasoning for j in judgements], reason
+    )
 
 
 def compare_prompt(principle: str, prompt: str, response_a: str, response_b: str) -> str:
-    return fill(COMPARE_TEMPLATE, principle=principle.strip(), prompt=prompt,
-                response_a=response_a, response_b=response_b).rstrip("\n")  # fmt: skip
+    return fill(
+        COMPARE_TEMPLATE,
+        principle=principle.strip(),
+        prompt=prompt,
+        response_a=response_a,
+        response_b=response_b,
+    ).rstrip("\n")
 
 
 def option_probabilities(logprob_a: float, logprob_b: float) -> tuple[float, float]:

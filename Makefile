@@ -1,6 +1,8 @@
 # synth-ray developer entry points. VENV names the virtual environment (default .venv).
 #   make demo   - install if needed, then run the main job (WRAP on the tiny model, local Ray)
 #   make test   - install if needed, then run the test suite
+#   make lint   - ruff: lint and format check (CI fails on either)
+#   make format - ruff: fix what can be fixed, format the tree
 #   make bench  - run the benchmarks (see benchmarks/README.md)
 VENV ?= .venv
 PYTHON ?= python3.11
@@ -14,7 +16,7 @@ PYTEST_ARGS ?=
 # vLLM's CPU backend reserves 92% of memory for its KV cache unless told otherwise.
 export VLLM_CPU_KVCACHE_SPACE ?= 1
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test lint format bench clean
 
 install: $(STAMP)
 
@@ -34,6 +36,14 @@ demo: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 bench: install
 	$(PY) benchmarks/generation_overhead.py

@@ -115,10 +115,13 @@ def _cmd_serve(args) -> int:
 
 def _cmd_list(args) -> int:
     if args.cmd == "methods":
-        from synth_ray.methods import METHODS
+        from synth_ray.job import load_all_jobs
 
-        for name in METHODS.names():
-            print(name)
+        jobs = load_all_jobs()
+        for name in jobs.names():
+            cls = jobs.get(name)
+            doc = (cls.__doc__ or "").strip().splitlines()
+            print(f"{name:<22} {cls.kind:<10} {doc[0] if doc else ''}".rstrip())
     else:
         from synth_ray.engines import ENGINES
 

@@ -12,12 +12,11 @@ import os
 import traceback
 from typing import Any
 
-from synth_ray import train as _train  # noqa: F401  (registers the training methods)
 from synth_ray.config import ConfigError, apply_overrides, load_yaml, validate
 from synth_ray.engines import build_engine
 from synth_ray.io import rejects as rejects_io
 from synth_ray.io.layout import OutputLayout
-from synth_ray.methods import METHODS, JobConfig, JobContext
+from synth_ray.job import GenerationJobConfig, JobConfig, JobContext, load_all_jobs
 from synth_ray.models import ModelNotFoundError, resolve_model
 from synth_ray.runinfo import RunRecord
 
@@ -32,12 +31,11 @@ def load_job_config(
     raw = apply_overrides(raw, overrides or [])
     source = str(path or "config")
     method = raw.get("method")
+    jobs = load_all_jobs()
     if not method:
-        raise ConfigError(
-            f"{source}: field 'method' is required; known: {', '.join(METHODS.names())}"
-        )
+        raise ConfigError(f"{source}: field 'method' is required; known: {', '.join(jobs.names())}")
     try:
-        method_cls = METHODS.get(str(method))
+        method_cls = jobs.get(str(method))
     except KeyError as exc:
         raise ConfigError(f"{source}: field 'method': {exc.args[0]}") from None
     return validate(method_cls.config_cls, raw, source)
@@ -78,11 +76,13 @@ def init_ray(config: JobConfig) -> None:
 
 
 def prepare(config: JobConfig) -> tuple[Any, Any, Any]:
-    """Pre-flight checks needing no Ray: (method, model, engine)."""
-    method = METHODS.get(config.method)()
+    """Pre-flight checks needing no Ray: (method, model, engine). A job whose config has no
+    ``engine`` (training) gets none."""
+    method = load_all_jobs().get(config.method)()
     method.preflight(config)
+    generates = isinstance(config, GenerationJobConfig)
     try:
-        if config.engine.type == "openai":  # a served name: the endpoint's preflight checks it
+        if generates and config.engine.type == "openai":  # a served name: checked by preflight
             from synth_ray.models.resolve import ResolvedModel
 
             model = ResolvedModel(config.model, config.model, "served")
@@ -90,6 +90,8 @@ def prepare(config: JobConfig) -> tuple[Any, Any, Any]:
             model = resolve_model(config.model)
     except ModelNotFoundError as exc:
         raise ConfigError(f"field 'model': {exc}") from None
+    if not generates:
+        return method, model, None
     engine = build_engine(config.engine, model)
     engine.use_lifetime(method.engine_lifetime)
     try:
@@ -123,7 +125,8 @@ def run_job(config: JobConfig) -> dict[str, Any]:
         record.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         raise
     finally:
-        engine.close()
-        record.engine_starts = engine.starts
+        if engine is not None:
+            engine.close()
+            record.engine_starts += engine.starts  # a loop adds the engines it starts itself
         record.write()
     return record.to_dict()

@@ -1,49 +1,16 @@
-"""The method contract: a config model and a ``run`` over a prepared context.
-
-A method module defines ``XConfig(JobConfig)`` with ``method: Literal["x"]`` and its fields
-(each described), and registers ``@METHODS.register("x") class X(Method)``. The runner
-validates the YAML against the method's config (unknown keys rejected), resolves the model,
-starts or joins Ray, builds the engine, and calls ``run``.
-"""
+"""What the generation methods share on top of the job contract (``synth_ray.job``): the rounds
+jobs' fields and the instruction jobs' last step (judge, then the dataset)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
-
 from pydantic import Field
 
-from synth_ray.config import RayConfig, StrictModel
-from synth_ray.engines import EngineSpec
-from synth_ray.engines.vllm_engine import VLLMEngineConfig
-from synth_ray.registry import Registry
+from synth_ray.job import GenerationJobConfig, JobContext
 from synth_ray.stages.judge import JudgeStageConfig, judge_rows
 from synth_ray.stages.records import write_dataset
 
-if TYPE_CHECKING:
-    from synth_ray.engines import Engine
-    from synth_ray.io.layout import OutputLayout
-    from synth_ray.models import ResolvedModel
-    from synth_ray.runinfo import RunRecord
 
-
-class JobConfig(StrictModel):
-    method: str = Field(description="Which method runs: one of `synth-ray methods`.")
-    model: str = Field(
-        "tiny",
-        description="Model: 'tiny' (a tiny random model built locally), a local Hugging Face "
-        "folder, or a hub id. With engine.type=openai: the served model name.",
-    )
-    output_dir: str = Field(
-        description="Where the run writes data/, rejects/, run.json (local path or URI)."
-    )
-    engine: EngineSpec = Field(
-        default_factory=VLLMEngineConfig, description="Generation engine (engine.type selects)."
-    )
-    ray: RayConfig = Field(default_factory=RayConfig, description="Ray cluster to use.")
-
-
-class RoundsJobConfig(JobConfig):
+class RoundsJobConfig(GenerationJobConfig):
     """Fields of the jobs that go round after round to a target count (``stages.rounds``)."""
 
     requests_per_round: int = Field(
@@ -66,19 +33,6 @@ class RoundsJobConfig(JobConfig):
     )
 
 
-@dataclass
-class JobContext:
-    config: JobConfig
-    layout: OutputLayout
-    record: RunRecord
-    model: ResolvedModel
-    engine: Engine
-
-    @property
-    def run_id(self) -> str:
-        return self.record.run_id
-
-
 def write_instruction_dataset(
     ctx: JobContext, rows: list[dict], judge: JudgeStageConfig | None
 ) -> None:
@@ -93,18 +47,3 @@ def write_instruction_dataset(
             )
     with rec.stage("write_dataset"):
         rec.counts["dataset_rows"] = write_dataset(ctx.layout.sub("dataset"), rows)
-
-
-class Method:
-    config_cls: ClassVar[type[JobConfig]] = JobConfig
-    # "run" for iterative methods: one engine pool serves every stage and round of the run.
-    engine_lifetime: ClassVar[str] = "dataset"
-
-    def preflight(self, config: JobConfig) -> None:
-        """Checks that need no Ray (inputs exist, templates load); raise ConfigError."""
-
-    def run(self, ctx: JobContext) -> None:
-        raise NotImplementedError
-
-
-METHODS: Registry[type[Method]] = Registry("method")

@@ -19,7 +19,7 @@ from synth_ray.io.layout import drop_superseded_errors, id_status, read_parquet_
 if TYPE_CHECKING:
     import ray.data
 
-    from synth_ray.methods.base import JobContext
+    from synth_ray.engines import Engine
 
 _DONE_CACHE: dict = {}
 
@@ -54,15 +54,16 @@ def _finalize(batch: pa.Table, run_id: str) -> pa.Table:
 
 
 def generate_pending(
-    ctx: JobContext,
+    engine: Engine,
     requests: ray.data.Dataset,
+    out_dir: str,
+    run_id: str,
     input_kind: str = "prompt",
-    out_dir: str | None = None,
 ) -> GenerationStats:
-    """Generate the rows of ``requests`` not yet done in ``out_dir`` (default ``data/``)."""
+    """Generate with ``engine`` the rows of ``requests`` not yet done in ``out_dir``; the rows
+    written carry ``run_id``."""
     import ray
 
-    out_dir = out_dir or ctx.layout.data
     stats = GenerationStats()
     rows = requests.map_batches(expand_samples, batch_format="pyarrow", num_cpus=0.25)
     rows = rows.materialize()  # prompts only (small next to generations): exact counts
@@ -75,9 +76,9 @@ def generate_pending(
     stats.skipped_done = stats.requested - n_pending
     if n_pending == 0:
         return stats
-    out = ctx.engine.generate(pending, input_kind, num_rows=n_pending)
+    out = engine.generate(pending, input_kind, num_rows=n_pending)
     out = out.map_batches(
-        _finalize, fn_kwargs={"run_id": ctx.run_id}, batch_format="pyarrow", num_cpus=0.25
+        _finalize, fn_kwargs={"run_id": run_id}, batch_format="pyarrow", num_cpus=0.25
     )
     out.write_parquet(out_dir)
     drop_superseded_errors(out_dir, errored)  # rows that failed before and were retried
@@ -85,7 +86,7 @@ def generate_pending(
     mine = read_parquet_dir(
         out_dir, columns=["run_id", "error", "prompt_tokens", "completion_tokens"]
     )
-    mine = mine.filter(pc.equal(mine.column("run_id"), ctx.run_id))
+    mine = mine.filter(pc.equal(mine.column("run_id"), run_id))
     stats.generated = mine.num_rows
     stats.errors = (
         mine.num_rows - pc.sum(pc.is_null(mine.column("error"))).as_py() if mine.num_rows else 0
@@ -96,7 +97,7 @@ def generate_pending(
 
 
 def generate_rows(
-    ctx: JobContext, rows: list[dict], out_dir: str, input_kind: str = "prompt"
+    engine: Engine, rows: list[dict], out_dir: str, run_id: str, input_kind: str = "prompt"
 ) -> tuple[list[dict], GenerationStats]:
     """Small driver-side stages (iterative jobs): generate ``rows`` (resuming from ``out_dir``)
     and return the generation rows of exactly these requests, sorted by id.
@@ -108,7 +109,7 @@ def generate_rows(
 
     if not rows:
         return [], GenerationStats()
-    stats = generate_pending(ctx, ray.data.from_items(rows), input_kind, out_dir=out_dir)
+    stats = generate_pending(engine, ray.data.from_items(rows), out_dir, run_id, input_kind)
     wanted = pa.array(sorted({r["id"] for r in rows}), pa.string())
     table = read_parquet_dir(out_dir)
     table = table.filter(pc.is_in(table.column("request_id"), wanted))

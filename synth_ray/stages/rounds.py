@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from synth_ray.io.rejects import write_rejects
@@ -20,7 +21,8 @@ from synth_ray.stages.generate import GenerationStats, generate_rows
 from synth_ray.stages.records import request_id
 
 if TYPE_CHECKING:
-    from synth_ray.methods.base import JobContext
+    from synth_ray.engines import Engine
+    from synth_ray.job import JobContext
 
 log = logging.getLogger(__name__)
 
@@ -44,21 +46,43 @@ class GenerationCounters:
         self.rec.tokens["completion"] += s.completion_tokens
 
 
+@dataclass(frozen=True)
+class StageIO:
+    """What a generating stage uses, passed in so that one job can hold several models: the
+    engine it generates with, the folder its rows go under (``<root>/data/<stage>/...``), the
+    run id stamped on them, the counters (and timers) of the run record, the rejects folder."""
+
+    engine: Engine
+    root: str
+    run_id: str
+    counters: GenerationCounters
+    rejects: str
+
+    @classmethod
+    def of(cls, ctx: JobContext, engine: Engine | None = None, root: str | None = None):
+        """The job's own engine and folders (``engine``/``root`` override them)."""
+        counters = GenerationCounters(ctx.record)
+        return cls(
+            engine or ctx.engine, root or ctx.layout.root, ctx.run_id, counters, ctx.layout.rejects
+        )
+
+    def sub(self, path: str) -> str:
+        from synth_ray.io import fs
+
+        return fs.join(self.root, path)
+
+
 def generate_stage(
-    ctx: JobContext,
-    counters: GenerationCounters,
-    stage: str,
-    requests: list[dict],
-    subdir: str | None = None,
+    io: StageIO, stage: str, requests: list[dict], subdir: str | None = None
 ) -> dict[str, list[dict]]:
-    """Generate ``requests`` under ``data/<stage>[/<subdir>]``.
+    """Generate ``requests`` under ``<root>/data/<stage>[/<subdir>]``.
 
     Returns request id -> its generation rows (one per sample, in sample order).
     """
     path = f"data/{stage}" + (f"/{subdir}" if subdir else "")
-    with ctx.record.stage("generate"):
-        out, stats = generate_rows(ctx, requests, ctx.layout.sub(path))
-    counters.add(stage, stats)
+    with io.counters.rec.stage("generate"):
+        out, stats = generate_rows(io.engine, requests, io.sub(path), io.run_id)
+    io.counters.add(stage, stats)
     by_req: dict[str, list[dict]] = {}
     for r in sorted(out, key=lambda r: (r["request_id"], r["sample_index"])):
         by_req.setdefault(r["request_id"], []).append(r)
@@ -66,11 +90,7 @@ def generate_stage(
 
 
 def generate_per_item(
-    ctx: JobContext,
-    counters: GenerationCounters,
-    stage: str,
-    prompts: dict[str, str],
-    sampling_of,
+    io: StageIO, stage: str, prompts: dict[str, str], sampling_of
 ) -> dict[str, list[dict]]:
     """One request per item (``prompts``: item key -> prompt; ``sampling_of(key)`` -> sampling
     JSON); returns item key -> its generation rows (empty list when none came back)."""
@@ -82,13 +102,12 @@ def generate_per_item(
             "prompt": prompt,
             "sampling": sampling,
         }
-    by_req = generate_stage(ctx, counters, stage, list(reqs.values()))
+    by_req = generate_stage(io, stage, list(reqs.values()))
     return {key: by_req.get(r["id"], []) for key, r in reqs.items()}
 
 
 def run_rounds(
-    ctx: JobContext,
-    counters: GenerationCounters,
+    io: StageIO,
     *,
     stage: str,
     target: int,
@@ -106,7 +125,7 @@ def run_rounds(
     """
     from tqdm.auto import tqdm
 
-    rec = ctx.record
+    rec = io.counters.rec
     info = rec.counts.setdefault(stage, {})
     dry = rnd = 0
     bar = tqdm(
@@ -120,11 +139,11 @@ def run_rounds(
         if have() >= target or dry >= patience:
             break
         requests = make_requests(rnd, random.Random(f"{seed}:{rnd}"))
-        by_req = generate_stage(ctx, counters, stage, requests, f"r{rnd:05d}")
+        by_req = generate_stage(io, stage, requests, f"r{rnd:05d}")
         gens = [g for r in requests for g in by_req.get(r["id"], [])]
         with rec.stage("filter"):
             added, rejects = accept(rnd, requests, gens)
-        write_rejects(ctx.layout.rejects, rejects, f"{stage}-r{rnd:05d}")
+        write_rejects(io.rejects, rejects, f"{stage}-r{rnd:05d}")
         dry = 0 if added else dry + 1
         info["rounds"] = rnd + 1
         bar.update(min(have(), target) - bar.n)

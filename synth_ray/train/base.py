@@ -17,7 +17,7 @@ from pydantic import Field
 
 from synth_ray.config import StrictModel
 from synth_ray.io import fs
-from synth_ray.methods.base import Method
+from synth_ray.job import Job
 from synth_ray.train.deepspeed_config import DeepSpeedConfig
 
 
@@ -115,8 +115,10 @@ class TrainCommon(StrictModel):
     )
 
 
-class TrainMethod(Method):
+class TrainMethod(Job):
     """Base of the training methods: checks that need no Ray run before anything starts."""
+
+    kind = "train"
 
     def preflight(self, config: TrainCommon) -> None:  # type: ignore[override]
         if config.deepspeed.enabled:

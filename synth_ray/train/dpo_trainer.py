@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from synth_ray.methods.base import METHODS, JobContext
+from synth_ray.job import JOBS, JobContext
 from synth_ray.train.base import TrainMethod
 from synth_ray.train.dpo_config import DPOJobConfig
 
@@ -92,8 +92,10 @@ def dpo_loop(config: dict[str, Any]) -> None:
             fs.write_bytes(config["dpo_metrics_path"], json.dumps(summary).encode())
 
 
-@METHODS.register("dpo")
+@JOBS.register("dpo")
 class DPO(TrainMethod):
+    """DPO on preference rows (TRL DPOTrainer on Ray Train); SPIN is this trainer."""
+
     config_cls = DPOJobConfig
 
     def run(self, ctx: JobContext) -> None:

@@ -4,7 +4,7 @@ with rows that arrive tokenized; labels = input_ids)."""
 
 from __future__ import annotations
 
-from synth_ray.methods.base import METHODS, JobContext
+from synth_ray.job import JOBS, JobContext
 from synth_ray.train.base import TrainMethod
 from synth_ray.train.data import tokenize_text
 from synth_ray.train.pretrain_config import PretrainJobConfig
@@ -15,8 +15,10 @@ def _tokenize(batch, tokenizer_source: str, max_length: int, text_field: str = "
     return tokenize_text(batch, tokenizer_source, max_length, text_field)
 
 
-@METHODS.register("pretrain")
+@JOBS.register("pretrain")
 class Pretrain(TrainMethod):
+    """Continued pretraining on text (WRAP mix/) on Ray Train."""
+
     config_cls = PretrainJobConfig
 
     def run(self, ctx: JobContext) -> None:

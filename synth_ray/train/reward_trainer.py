@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from synth_ray.methods.base import METHODS, JobContext
+from synth_ray.job import JOBS, JobContext
 from synth_ray.train.base import TrainMethod
 from synth_ray.train.reward_config import RewardJobConfig
 
@@ -112,8 +112,10 @@ def reward_loop(config: dict[str, Any]) -> None:
     W.train_and_report(trainer, tok, rank, work, W.resume_checkpoint(work))
 
 
-@METHODS.register("reward")
+@JOBS.register("reward")
 class Reward(TrainMethod):
+    """Reward model: pairwise Bradley-Terry or k-wise Plackett-Luce on Ray Train."""
+
     config_cls = RewardJobConfig
 
     def run(self, ctx: JobContext) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from synth_ray.io import fs
-from synth_ray.methods.base import JobContext
+from synth_ray.job import JobContext
 from synth_ray.train.base import copy_model, run_config, scaling_config, steps_for
 from synth_ray.train.data import read_training_rows, tokenize_sft
 from synth_ray.train.hf_worker import FINAL_MARKER

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from synth_ray.methods.base import JobConfig
+from synth_ray.job import JobConfig
 from synth_ray.train.base import TrainCommon
 
 

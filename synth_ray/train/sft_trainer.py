@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from synth_ray.methods.base import METHODS, JobContext
+from synth_ray.job import JOBS, JobContext
 from synth_ray.train.base import TrainMethod
 from synth_ray.train.sft_config import SFTJobConfig
 
@@ -50,8 +50,10 @@ def sft_loop(config: dict[str, Any]) -> None:
     W.train_and_report(trainer, tok, rank, work, W.resume_checkpoint(work))
 
 
-@METHODS.register("sft")
+@JOBS.register("sft")
 class SFT(TrainMethod):
+    """Supervised finetuning on instruction rows (TRL SFTTrainer on Ray Train)."""
+
     config_cls = SFTJobConfig
 
     def run(self, ctx: JobContext) -> None:

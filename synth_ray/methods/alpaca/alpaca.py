@@ -12,19 +12,14 @@ from synth_ray.engines.base import SamplingConfig
 from synth_ray.filters.instructions import ALPACA_BLOCKLIST, instruction_reject_reason
 from synth_ray.filters.novelty_pool import NoveltyPool
 from synth_ray.io.rejects import reject
+from synth_ray.job import JOBS, Job, JobContext
 from synth_ray.methods.alpaca import prompts as P
 from synth_ray.methods.alpaca.parse import (
     BATCH_JSON_SCHEMA,
     parse_batch,
     parse_batch_json,
 )
-from synth_ray.methods.base import (
-    METHODS,
-    JobContext,
-    Method,
-    RoundsJobConfig,
-    write_instruction_dataset,
-)
+from synth_ray.methods.base import RoundsJobConfig, write_instruction_dataset
 from synth_ray.methods.self_instruct.prompts import check_seed_tasks, load_seed_tasks
 from synth_ray.stages.novelty_stage import offer
 from synth_ray.stages.records import (
@@ -33,7 +28,7 @@ from synth_ray.stages.records import (
     request_id,
     stage_sampling,
 )
-from synth_ray.stages.rounds import GenerationCounters, run_rounds
+from synth_ray.stages.rounds import StageIO, run_rounds
 
 
 class AlpacaStructuredOutput(StrictModel):
@@ -84,8 +79,10 @@ class AlpacaConfig(RoundsJobConfig):
     seed: int = Field(42, description="Seed of the example sampling.")
 
 
-@METHODS.register("alpaca")
-class Alpaca(Method):
+@JOBS.register("alpaca")
+class Alpaca(Job):
+    """Alpaca: 20 tasks per request from 3 seed tasks (survey, distillation)."""
+
     config_cls = AlpacaConfig
     engine_lifetime = "run"
 
@@ -100,7 +97,7 @@ class Alpaca(Method):
         rec.counts["seed_tasks"] = len(seeds)
         so = cfg.structured_output
         sampling = stage_sampling(cfg.sampling, so.json_schema if so.enabled else None)
-        gen = GenerationCounters(rec)
+        gen = StageIO.of(ctx)
         pool = NoveltyPool(cfg.rouge_threshold, [s["instruction"] for s in seeds])
         kept: list[dict] = []
         counts = {"candidates": 0, "kept": 0, "rejected": 0}
@@ -184,7 +181,6 @@ class Alpaca(Method):
 
         try:
             run_rounds(
-                ctx,
                 gen,
                 stage="alpaca",
                 target=cfg.target_instructions,

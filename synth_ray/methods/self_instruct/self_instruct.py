@@ -17,13 +17,8 @@ from synth_ray.filters.instructions import (
 from synth_ray.filters.novelty_pool import NoveltyPool
 from synth_ray.io.ids import text_hash
 from synth_ray.io.rejects import reject, write_rejects
-from synth_ray.methods.base import (
-    METHODS,
-    JobContext,
-    Method,
-    RoundsJobConfig,
-    write_instruction_dataset,
-)
+from synth_ray.job import JOBS, Job, JobContext
+from synth_ray.methods.base import RoundsJobConfig, write_instruction_dataset
 from synth_ray.methods.self_instruct import prompts as P
 from synth_ray.methods.self_instruct.parse import (
     CLASSIFY_JSON_SCHEMA,
@@ -46,7 +41,7 @@ from synth_ray.stages.records import (
     stage_sampling,
     write_table_dir,
 )
-from synth_ray.stages.rounds import GenerationCounters, generate_per_item, run_rounds
+from synth_ray.stages.rounds import StageIO, generate_per_item, run_rounds
 
 
 class StructuredOutput(StrictModel):
@@ -148,8 +143,10 @@ class SelfInstructConfig(RoundsJobConfig):
     seed: int = Field(42, description="Seed of prompt sampling (paper's code: 42).")
 
 
-@METHODS.register("self_instruct")
-class SelfInstruct(Method):
+@JOBS.register("self_instruct")
+class SelfInstruct(Job):
+    """Self-Instruct: bootstrap tasks from seeds, classify, write instances."""
+
     config_cls = SelfInstructConfig
     engine_lifetime = "run"  # rounds x stages: one engine pool for the whole run
 
@@ -163,7 +160,7 @@ class SelfInstruct(Method):
         rec = ctx.record
         seeds = P.load_seed_tasks(cfg.seed_tasks)
         rec.counts["seed_tasks"] = len(seeds)
-        gen = GenerationCounters(rec)
+        gen = StageIO.of(ctx)
         pool = NoveltyPool(cfg.rouge_threshold, [t["instruction"] for t in seeds])
         try:
             machine = self._bootstrap(ctx, cfg, seeds, pool, gen)
@@ -215,7 +212,6 @@ class SelfInstruct(Method):
             return self._filter_round(cfg, rnd, out, shown_of, pool, machine, counts)
 
         run_rounds(
-            ctx,
             gen,
             stage="generate",
             target=cfg.target_instructions,
@@ -297,7 +293,6 @@ class SelfInstruct(Method):
     def _classify(self, ctx, cfg: SelfInstructConfig, machine: list[dict], gen) -> None:
         schema = cfg.structured_output.classify_schema if cfg.structured_output.enabled else None
         gens = generate_per_item(
-            ctx,
             gen,
             "classify",
             {m["id"]: P.classification_prompt(m["instruction"]) for m in machine},
@@ -332,7 +327,6 @@ class SelfInstruct(Method):
             )
 
         gens = generate_per_item(
-            ctx,
             gen,
             "instances",
             {m["id"]: P.instance_prompt(m["instruction"], m["is_classification"]) for m in machine},

@@ -10,13 +10,8 @@ from pydantic import Field
 from synth_ray.config import ConfigError, StrictModel
 from synth_ray.engines.base import SamplingConfig
 from synth_ray.io.rejects import reject, write_rejects
-from synth_ray.methods.base import (
-    METHODS,
-    JobContext,
-    Method,
-    RoundsJobConfig,
-    write_instruction_dataset,
-)
+from synth_ray.job import JOBS, Job, JobContext
+from synth_ray.methods.base import RoundsJobConfig, write_instruction_dataset
 from synth_ray.methods.unnatural import prompts as P
 from synth_ray.methods.unnatural.parse import (
     EXAMPLE_JSON_SCHEMA,
@@ -35,7 +30,7 @@ from synth_ray.stages.records import (
     request_id,
     stage_sampling,
 )
-from synth_ray.stages.rounds import GenerationCounters, generate_per_item, run_rounds
+from synth_ray.stages.rounds import StageIO, generate_per_item, run_rounds
 
 REFORMULATION_JSON_SCHEMA = {
     "type": "object",
@@ -109,8 +104,10 @@ class UnnaturalConfig(RoundsJobConfig):
     seed: int = Field(0, description="Seed of the prompt order within rounds.")
 
 
-@METHODS.register("unnatural")
-class Unnatural(Method):
+@JOBS.register("unnatural")
+class Unnatural(Job):
+    """Unnatural Instructions: a 4th example from 3-shot prompts, outputs, reformulations."""
+
     config_cls = UnnaturalConfig
     engine_lifetime = "run"
 
@@ -127,7 +124,7 @@ class Unnatural(Method):
         seeds = P.load_seeds(cfg.seeds)
         combos = P.seed_combinations(seeds, cfg.shots, cfg.combinations, cfg.combination_seed)
         rec.counts["seeds"] = len(seeds)
-        gen = GenerationCounters(rec)
+        gen = StageIO.of(ctx)
         examples = self._examples(ctx, cfg, combos, gen)
         rows = self._outputs(ctx, cfg, examples, gen)
         if cfg.reformulate:
@@ -202,7 +199,6 @@ class Unnatural(Method):
             return added, rejects
 
         run_rounds(
-            ctx,
             gen,
             stage="examples",
             target=cfg.target_examples,
@@ -218,7 +214,6 @@ class Unnatural(Method):
     # -- 2. outputs, greedy --------------------------------------------------------------------
     def _outputs(self, ctx, cfg: UnnaturalConfig, examples: list[dict], gen) -> list[dict]:
         gens = generate_per_item(
-            ctx,
             gen,
             "outputs",
             {ex["id"]: P.output_prompt(ex) for ex in examples},
@@ -253,7 +248,6 @@ class Unnatural(Method):
         so = cfg.structured_output
         schema = so.reformulation_schema if so.enabled else None
         gens = generate_per_item(
-            ctx,
             gen,
             "reformulations",
             {r["id"]: P.reformulation_prompt(r["_example"]) for r in rows},

@@ -13,7 +13,7 @@ from synth_ray.engines.base import SamplingConfig
 from synth_ray.io import fs
 from synth_ray.io.ids import stable_hash
 from synth_ray.io.readers import InputError, ReadOptions, find_inputs, read_documents
-from synth_ray.methods.base import METHODS, JobConfig, JobContext, Method
+from synth_ray.job import JOBS, GenerationJobConfig, Job, JobContext
 from synth_ray.models import ModelNotFoundError, resolve_model
 from synth_ray.stages.chunk import chunk_documents
 from synth_ray.stages.generate import generate_pending
@@ -35,7 +35,7 @@ def _wrap_sampling() -> SamplingConfig:
     return SamplingConfig(temperature=0.7, top_p=0.9, max_tokens=512)
 
 
-class WrapConfig(JobConfig):
+class WrapConfig(GenerationJobConfig):
     method: Literal["wrap"] = Field("wrap", description="WRAP rephrasing.")
     input: str | list[str] = Field(
         description="Documents: JSONL (optionally .gz) or Parquet files, folders, globs or URIs."
@@ -139,8 +139,10 @@ def build_requests(
     return pa.Table.from_pylist(rows)
 
 
-@METHODS.register("wrap")
-class WRAP(Method):
+@JOBS.register("wrap")
+class WRAP(Job):
+    """WRAP: web documents rephrased in 4 styles, mixed 1:1 with the real text (pretraining)."""
+
     config_cls = WrapConfig
 
     def preflight(self, config: WrapConfig) -> None:
@@ -187,7 +189,11 @@ class WRAP(Method):
         )
         with rec.stage("generate"):
             stats = generate_pending(
-                ctx, requests, "messages" if cfg.prompt_format == "chat" else "prompt"
+                ctx.engine,
+                requests,
+                layout.data,
+                ctx.run_id,
+                "messages" if cfg.prompt_format == "chat" else "prompt",
             )
         n_chunks = chunks.count()
         rec.counts.update(

@@ -1,0 +1,2 @@
+"""Self-improvement loops: iterations of generate with M_t, judge or verify, select, train
+M_{t+1}, serve it, repeat (``synth_ray.loops.base``). Importing this package registers them."""

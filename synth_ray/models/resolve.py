@@ -28,8 +28,16 @@ class ResolvedModel:
 
     @property
     def name(self) -> str:
-        """The name recorded in rows and ids: the spec as written."""
+        """The name recorded in rows: the spec as written."""
         return self.spec
+
+    @property
+    def fingerprint(self) -> str:
+        """The model's identity by content, used in request ids, cache keys and manifests
+        (``synth_ray.models.fingerprint``): not its path or spec."""
+        from synth_ray.models.fingerprint import model_fingerprint
+
+        return model_fingerprint(self.source, self.kind)
 
 
 def resolve_model(spec: str) -> ResolvedModel:
@@ -72,17 +80,12 @@ def resolve_model(spec: str) -> ResolvedModel:
 
 def model_revision(source: str, revision: str | None = None) -> str:
     """What to report as a model's revision: the requested hub revision or the cached commit
-    of a hub model; for a local folder, a hash of its config and its weight files' names and
-    sizes (cheap for a 70B checkpoint, and changes when the weights are replaced)."""
-    import hashlib
-
+    of a hub model; for a local folder, its content fingerprint."""
     path = Path(source)
     if path.is_dir():
-        h = hashlib.sha256((path / "config.json").read_bytes())
-        for f in sorted(path.iterdir()):
-            if f.suffix in (".safetensors", ".bin", ".pt", ".gguf"):
-                h.update(f"{f.name}:{f.stat().st_size}".encode())
-        return "sha256:" + h.hexdigest()[:16]
+        from synth_ray.models.fingerprint import folder_fingerprint
+
+        return folder_fingerprint(path)
     if revision:
         return revision
     try:

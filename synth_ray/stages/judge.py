@@ -381,6 +381,18 @@ _SCORE_KEY_FIELDS = (
 _SCORES = pa.schema({"id": pa.string(), **SCORE_COLUMNS})
 
 
+def _judge_model_id(config: JudgeStageConfig, engine: Engine | None) -> str | None:
+    """Who scores, by content: the in-process judge's engine model or reward model (the
+    service at ``url`` is named by the url, part of the settings already)."""
+    if config.url:
+        return None
+    if config.scorer == "reward":
+        from synth_ray.models.resolve import resolve_model
+
+        return resolve_model(config.reward_model).fingerprint
+    return engine.model.fingerprint if engine is not None else None
+
+
 def judge_rows(
     rows: list[dict[str, Any]],
     config: JudgeStageConfig,
@@ -401,9 +413,9 @@ def judge_rows(
     from synth_ray.io.layout import read_parquet_dir
     from synth_ray.stages.records import write_table_dir
 
-    key = stable_hash(
-        json.dumps({f: getattr(config, f) for f in _SCORE_KEY_FIELDS}, sort_keys=True)
-    )
+    settings = {f: getattr(config, f) for f in _SCORE_KEY_FIELDS}
+    settings["judge_model_id"] = _judge_model_id(config, engine)
+    key = stable_hash(json.dumps(settings, sort_keys=True))
     cache = fs_join(cache_dir, key)
     cached = read_parquet_dir(cache, ["id", *SCORE_COLUMNS])
     done = {

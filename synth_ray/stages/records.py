@@ -52,9 +52,10 @@ def record_id(method: str, instruction: str, input_: str, output: str) -> str:
     return f"{method}-{stable_hash(instruction, input_, output, length=20)}"
 
 
-def request_id(prefix: str, prompt: Any, sampling: str) -> str:
-    """An id naming the exact request: a changed prompt or sampling is a different request."""
-    return f"{prefix}-{stable_hash(prompt, sampling, length=16)}"
+def request_id(prefix: str, prompt: Any, sampling: str, model_id: str) -> str:
+    """An id naming the exact request: a changed prompt, sampling or model (its content
+    fingerprint, ``ResolvedModel.fingerprint``) is a different request."""
+    return f"{prefix}-{stable_hash(prompt, sampling, model_id, length=16)}"
 
 
 def stage_sampling(base: SamplingConfig, schema: dict | None, key: str | None = None) -> str:

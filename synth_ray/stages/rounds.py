@@ -66,6 +66,11 @@ class StageIO:
             engine or ctx.engine, root or ctx.layout.root, ctx.run_id, counters, ctx.layout.rejects
         )
 
+    @property
+    def model_id(self) -> str:
+        """The content fingerprint of the model this stage generates with (for request ids)."""
+        return self.engine.model.fingerprint
+
     def sub(self, path: str) -> str:
         from synth_ray.io import fs
 
@@ -98,7 +103,7 @@ def generate_per_item(
     for key, prompt in prompts.items():
         sampling = sampling_of(key)
         reqs[key] = {
-            "id": request_id(stage, prompt, sampling),
+            "id": request_id(stage, prompt, sampling, io.model_id),
             "prompt": prompt,
             "sampling": sampling,
         }

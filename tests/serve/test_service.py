@@ -63,7 +63,7 @@ def test_reward_scores_match_the_model_in_process(svc, client):
     r = post(client, svc, "/v1/reward", {"items": PAIRS})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["model"] == "tiny-reward" and body["revision"].startswith("sha256:")
+    assert body["model"] == "tiny-reward" and body["revision"].startswith("fp-")
     assert len(body["results"]) == len(PAIRS)
     local = RewardScorer(str(tiny_reward_model_path())).score_pairs(
         [p["prompt"] for p in PAIRS], [p["response"] for p in PAIRS]

@@ -109,7 +109,9 @@ class Alpaca(Job):
                 prompt = P.encode_prompt(shots)
                 out.append(
                     {
-                        "id": request_id(f"alpaca-r{rnd:05d}-q{k:04d}", prompt, sampling),
+                        "id": request_id(
+                            f"alpaca-r{rnd:05d}-q{k:04d}", prompt, sampling, gen.model_id
+                        ),
                         "prompt": prompt,
                         "sampling": sampling,
                         "shown_ids": [s["id"] for s in shots],

@@ -199,7 +199,9 @@ class SelfInstruct(Job):
                 prompt = P.generation_prompt([text for _, text in shown])
                 requests.append(
                     {
-                        "id": request_id(f"gen-r{rnd:05d}-q{k:04d}", prompt, sampling),
+                        "id": request_id(
+                            f"gen-r{rnd:05d}-q{k:04d}", prompt, sampling, gen.model_id
+                        ),
                         "prompt": prompt,
                         "sampling": sampling,
                         "shown_ids": [i for i, _ in shown],

@@ -146,7 +146,9 @@ class Unnatural(Job):
                 c = (rnd * cfg.requests_per_round + k) % len(prompts)  # the 5 prompts in turn
                 out.append(
                     {
-                        "id": request_id(f"ex-r{rnd:05d}-q{k:04d}", prompts[c][0], sampling),
+                        "id": request_id(
+                            f"ex-r{rnd:05d}-q{k:04d}", prompts[c][0], sampling, gen.model_id
+                        ),
                         "prompt": prompts[c][0],
                         "sampling": sampling,
                         "combination": c,

@@ -182,7 +182,7 @@ class WRAP(Job):
             fn_kwargs={
                 "templates": templates,
                 "sampling": cfg.sampling.to_json(),
-                "model": ctx.model.name,
+                "model": ctx.model.fingerprint,
                 "prompt_format": cfg.prompt_format,
             },
             batch_format="pyarrow",

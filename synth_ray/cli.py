@@ -7,6 +7,7 @@ synth-ray dedup IN OUT --field instruction [--threshold 0.7]   ROUGE-L novelty f
 synth-ray export RUN_DIR --format alpaca|messages [--out PATH] [--system-prompt TEXT]
                                                          a run's dataset/ for finetuning tools
 synth-ray serve SERVE_CONFIG.yaml [--port P] [--set ...]  the scoring service (Ray Serve)
+synth-ray lineage OUTPUT_DIR                             a loop's iterations, one line each
 synth-ray methods | engines                              list what is registered
 """
 
@@ -74,6 +75,18 @@ def _cmd_export(args) -> int:
         print(f"synth-ray: export error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(counts, ensure_ascii=False))
+    return 0
+
+
+def _cmd_lineage(args) -> int:
+    from synth_ray.loops.base import lineage_lines
+
+    try:
+        lines = lineage_lines(args.output_dir)
+    except FileNotFoundError as exc:
+        print(f"synth-ray: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(lines))
     return 0
 
 
@@ -163,24 +176,31 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--threshold", type=float, default=0.7, help="keep when ROUGE-L <= this (0.7)")
     sp.set_defaults(fn=_cmd_dedup)
     sp = sub.add_parser(
-        "export", help="export a run's dataset/ as Alpaca JSON or chat-messages JSONL"
+        "export",
+        help="export a run's dataset/ (Alpaca JSON, chat JSONL) or preferences/ (JSONL)",
     )
     sp.add_argument(
-        "run_dir", help="an instruction run's output directory (reads RUN_DIR/dataset/)"
+        "run_dir",
+        help="a run's output directory (reads RUN_DIR/dataset/, or RUN_DIR/preferences/; "
+        "for a loop, an iteration's folder OUTPUT_DIR/iter_<t>)",
     )
     sp.add_argument(
         "--format",
         required=True,
-        choices=["alpaca", "messages"],
-        help="alpaca: JSON list of instruction/input/output; messages: JSONL of chats",
+        choices=["alpaca", "messages", "preferences"],
+        help="alpaca: JSON list of instruction/input/output; messages: JSONL of chats; "
+        "preferences: JSONL of prompt/chosen/rejected (TRL DPOTrainer, RewardTrainer)",
     )
-    sp.add_argument(
-        "--out", help="output file (default: RUN_DIR/export/alpaca.json or messages.jsonl)"
-    )
+    sp.add_argument("--out", help="output file (default: RUN_DIR/export/<format file>)")
     sp.add_argument(
         "--system-prompt", help="messages only: a system turn leading every conversation"
     )
     sp.set_defaults(fn=_cmd_export)
+    sp = sub.add_parser(
+        "lineage", help="a loop's iterations: models and fingerprints, data in and out, metrics"
+    )
+    sp.add_argument("output_dir", help="a loop job's OUTPUT_DIR (reads iter_<t>/manifest.json)")
+    sp.set_defaults(fn=_cmd_lineage)
     sp = sub.add_parser(
         "serve", help="start the scoring service from a Serve config (serve/config.yaml)"
     )

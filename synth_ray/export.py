@@ -7,7 +7,12 @@ lineage columns and the other folders, ``data/`` and ``rejects/``, are ignored) 
     messages   JSONL, one ``{"messages": [system?, user, assistant]}`` per line; the user turn is
                the instruction, then ``"\\n\\n" + input`` when there is an input
 
-Both load with ``datasets.load_dataset("json", data_files=...)``. TRL's ``SFTTrainer`` trains on
+    preferences  JSONL, one ``{"prompt", "chosen", "rejected"}`` per line from
+               ``RUN_DIR/preferences/`` (TRL's standard preference format with an explicit
+               prompt: DPOTrainer and RewardTrainer read it; ``score_chosen``/``score_rejected``
+               are kept when set)
+
+All load with ``datasets.load_dataset("json", data_files=...)``. TRL's ``SFTTrainer`` trains on
 the messages file as is (conversational language modeling); for the Alpaca file it needs a
 ``formatting_func`` that renders a row to text (Alpaca's columns are none of TRL's dataset types).
 
@@ -30,10 +35,14 @@ import pyarrow.parquet as pq
 from synth_ray.io import fs
 from synth_ray.io.layout import read_parquet_dir
 
-Format = Literal["alpaca", "messages"]
-FORMATS: tuple[str, ...] = ("alpaca", "messages")
+Format = Literal["alpaca", "messages", "preferences"]
+FORMATS: tuple[str, ...] = ("alpaca", "messages", "preferences")
 REQUIRED_COLUMNS: tuple[str, ...] = ("id", "instruction", "input", "output")
-DEFAULT_NAMES = {"alpaca": "alpaca.json", "messages": "messages.jsonl"}
+DEFAULT_NAMES = {
+    "alpaca": "alpaca.json",
+    "messages": "messages.jsonl",
+    "preferences": "preferences.jsonl",
+}
 
 # Line breaks to Python's str.splitlines() that json.dumps(ensure_ascii=False) leaves raw: escaped
 # in JSONL so that every reader sees one row per line (the JSON value is the same).
@@ -107,6 +116,8 @@ def export(run_dir: str, out_path: str, fmt: Format, *, system_prompt: str | Non
         raise ValueError(
             "a system prompt applies to the messages format only (Alpaca has no system field)"
         )
+    if fmt == "preferences":
+        return export_preferences(run_dir, out_path)
     dataset_dir = fs.join(fs.absolute(run_dir), "dataset")
     _check_dataset(dataset_dir)
     table = read_parquet_dir(dataset_dir, columns=list(REQUIRED_COLUMNS))
@@ -150,5 +161,36 @@ def export(run_dir: str, out_path: str, fmt: Format, *, system_prompt: str | Non
         "out": out,
         "rows": len(rows),
         "written": len(kept),
+        "skipped": dict(sorted(skipped.items())),
+    }
+
+
+def export_preferences(run_dir: str, out_path: str) -> dict:
+    """``RUN_DIR/preferences/`` -> JSONL of prompt/chosen/rejected (+ scores), sorted by id;
+    rows with an empty text are skipped and counted."""
+    pref_dir = fs.join(fs.absolute(run_dir), "preferences")
+    if not fs.exists(pref_dir) or not fs.list_files(pref_dir, (".parquet",)):
+        raise FileNotFoundError(f"no preference rows: {pref_dir} (is this a preference run?)")
+    table = read_parquet_dir(pref_dir)
+    rows = sorted(table.to_pylist(), key=lambda r: r["id"] or "") if table is not None else []
+    skipped: Counter[str] = Counter()
+    lines = []
+    for r in rows:
+        empty = [c for c in ("prompt", "chosen", "rejected") if not (r.get(c) or "").strip()]
+        if empty:
+            skipped[f"empty_{empty[0]}"] += 1
+            continue
+        obj = {"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]}
+        for c in ("score_chosen", "score_rejected"):
+            if r.get(c) is not None:
+                obj[c] = r[c]
+        lines.append(_jsonl_line(obj))
+    out = fs.absolute(out_path)
+    fs.write_bytes(out, "".join(lines).encode("utf-8"))
+    return {
+        "format": "preferences",
+        "out": out,
+        "rows": len(rows),
+        "written": len(lines),
         "skipped": dict(sorted(skipped.items())),
     }

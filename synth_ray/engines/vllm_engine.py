@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 from pydantic import Field
@@ -46,6 +46,9 @@ from synth_ray.engines.base import (
     EngineConfig,
     finish_reason,
 )
+
+if TYPE_CHECKING:
+    from synth_ray.models import ResolvedModel
 
 # Columns ray.data.llm's vLLM stage writes into each row.
 _RAY_LLM_OUTPUT_COLUMNS = {
@@ -68,6 +71,7 @@ _RAY_LLM_OUTPUT_COLUMNS = {
 }
 _STASH = "__sr_keep__"
 _SETUP_HOOK = "synth_ray.engines.vllm_actor_setup.final_only_outputs"
+_WORKER_EXTENSION = "synth_ray.engines.vllm_worker_ext.WeightProbe"
 
 
 def installed_vllm_flavour() -> str:
@@ -226,14 +230,14 @@ class VLLMEngine(Engine):
 
     # -- lifetime "run": replicas that outlive one dataset (synth_ray.engines.vllm_pool) --
 
-    def _generate_on_pool(self, ds, input_kind: str, num_rows: int | None):
-        from ray.data import TaskPoolStrategy
-
-        from synth_ray.engines.vllm_pool import ReplicaPool, call_replicas
+    def _ensure_pool(self):
+        from synth_ray.engines.vllm_pool import ReplicaPool
 
         c = self.config
         if self._pool is None:
             engine_kwargs, bundles, accelerator, env = self.engine_setup()
+            # Loops read weight checksums back from the workers to verify a swap.
+            engine_kwargs.setdefault("worker_extension_cls", _WORKER_EXTENSION)
             if len(bundles) > 1:  # tensor parallel: vLLM's Ray executor uses the group's bundles
                 engine_kwargs.setdefault("distributed_executor_backend", "ray")
             if accelerator:
@@ -242,6 +246,15 @@ class VLLMEngine(Engine):
                 self.model.source, engine_kwargs, replicas=c.replicas, bundles=bundles, env=env
             )
             self.starts += c.replicas
+        return self._pool
+
+    def _generate_on_pool(self, ds, input_kind: str, num_rows: int | None):
+        from ray.data import TaskPoolStrategy
+
+        from synth_ray.engines.vllm_pool import call_replicas
+
+        c = self.config
+        self._ensure_pool()
         return ds.map_batches(
             call_replicas,
             fn_kwargs={
@@ -259,6 +272,29 @@ class VLLMEngine(Engine):
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+
+    # -- what loops ask of long-lived replicas (synth_ray.loops.swap) --
+
+    def _started_pool(self):
+        if self.lifetime != "run":
+            raise RuntimeError("weights can be read back or reloaded only with lifetime: run")
+        return self._ensure_pool()
+
+    def weight_checksums(self) -> list[dict]:
+        """Per replica: the checksums of the weights it serves (starts the replicas)."""
+        import ray
+
+        pool = self._started_pool()
+        return ray.get([h.weight_checksums.remote() for h in pool.handles])
+
+    def reload(self, model: ResolvedModel) -> None:
+        """Load ``model``'s weights into the running replicas in place (same architecture);
+        the caller verifies with :meth:`weight_checksums`."""
+        import ray
+
+        pool = self._started_pool()
+        ray.get([h.reload.remote(model.source) for h in pool.handles])
+        self.model = model
 
 
 def _pool_batch_size(c: VLLMEngineConfig, num_rows: int | None) -> int:

@@ -58,6 +58,20 @@ class VLLMReplica:
         """Requests this replica has taken so far."""
         return self._next
 
+    async def weight_checksums(self) -> dict:
+        """Checksums of the weights this engine holds now, read back from its worker(s)
+        (``synth_ray.engines.vllm_worker_ext``): the first worker's, names -> sums."""
+        out = await self.engine.collective_rpc("synth_ray_weight_checksums")
+        return out[0] if isinstance(out, list) else out
+
+    async def reload(self, model_source: str) -> None:
+        """Load new weights in place (same architecture), then drop the prefix cache, whose
+        entries were computed with the old weights."""
+        await self.engine.collective_rpc("reload_weights", kwargs={"weights_path": model_source})
+        await self.engine.reset_prefix_cache()
+        self.model_source = model_source
+        self._tokenizer = None
+
     def _chat_prompt(self, messages: list[dict]) -> str:
         if self._tokenizer is None:
             from transformers import AutoTokenizer

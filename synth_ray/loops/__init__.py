@@ -1,2 +1,4 @@
 """Self-improvement loops: iterations of generate with M_t, judge or verify, select, train
 M_{t+1}, serve it, repeat (``synth_ray.loops.base``). Importing this package registers them."""
+
+from synth_ray.loops import backtranslation as _backtranslation  # noqa: F401

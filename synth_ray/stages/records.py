@@ -111,3 +111,54 @@ def write_dataset(path: str, rows: list[dict]) -> int:
         )
     write_table_dir(path, pa.Table.from_pylist(norm, schema=DATASET_SCHEMA))
     return len(norm)
+
+
+# -- preference rows -------------------------------------------------------------------------
+# ``OUTPUT_DIR/preferences/`` (or a loop iteration's): one row per (prompt, chosen, rejected) in
+# the columns TRL's DPOTrainer and RewardTrainer read (its "standard" preference format with an
+# explicit prompt), plus scores and lineage. ``synth-ray export --format preferences`` writes
+# them as JSONL; ``method: dpo`` / ``method: reward`` train on the folder as it is.
+PREFERENCE_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("prompt", pa.string()),
+        ("chosen", pa.string()),
+        ("rejected", pa.string()),
+        ("score_chosen", pa.float64()),
+        ("score_rejected", pa.float64()),
+        ("model_chosen", pa.string()),  # who wrote each response (a model id, or "seed"/"human")
+        ("model_rejected", pa.string()),
+        ("method", pa.string()),
+        ("iteration", pa.int64()),
+        ("run_id", pa.string()),
+        ("extra", pa.string()),  # JSON: judge samples, request ids, the prompt's source, ...
+    ]
+)
+
+
+def preference_id(method: str, prompt: str, chosen: str, rejected: str) -> str:
+    return f"{method}-{stable_hash(prompt, chosen, rejected, length=20)}"
+
+
+def write_preferences(path: str, rows: list[dict]) -> int:
+    """Write preference rows (``PREFERENCE_SCHEMA``; ``extra`` may be a dict; ``id`` is made
+    from the content when absent), sorted by id, atomically (``write_table_dir``)."""
+    norm = []
+    for r in rows:
+        for col in ("prompt", "chosen", "rejected"):
+            if not isinstance(r.get(col), str) or not r[col].strip():
+                raise ValueError(f"preference row without a {col!r} text: {str(r)[:200]}")
+        extra = r.get("extra") or {}
+        rid = r.get("id") or preference_id(
+            r.get("method") or "", r["prompt"], r["chosen"], r["rejected"]
+        )
+        norm.append(
+            {
+                **{k: r.get(k) for k in PREFERENCE_SCHEMA.names},
+                "id": rid,
+                "extra": extra if isinstance(extra, str) else json.dumps(extra, sort_keys=True),
+            }
+        )
+    norm.sort(key=lambda r: r["id"])
+    write_table_dir(path, pa.Table.from_pylist(norm, schema=PREFERENCE_SCHEMA))
+    return len(norm)

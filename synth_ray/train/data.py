@@ -33,7 +33,8 @@ def read_training_rows(path: str):
     import ray.data
 
     root = fs.absolute(path)
-    for sub in ("dataset", "mix"):  # a job's OUTPUT_DIR: instruction rows, or WRAP's mix
+    # a job's OUTPUT_DIR: instruction rows, WRAP's mix, or preference rows
+    for sub in ("dataset", "mix", "preferences"):
         if fs.exists(fs.join(root, sub)):
             root = fs.join(root, sub)
             break

@@ -1,0 +1,37 @@
+"""What a loop asks of a running vLLM engine about its weights (a vLLM worker extension).
+
+vLLM mixes ``worker_extension_cls`` into each of its workers, and ``collective_rpc(name)`` calls
+a method of it by name in every worker (no code is shipped to the engine, nothing is unpickled).
+Loops use it to verify a weight swap: a successful start or reload is no proof that the new
+weights are served (vLLM issues 32718 and 48312), so after every swap the loop compares these
+checksums, read back from the engine, with the same sums computed from the model folder's files
+(``synth_ray.loops.swap``).
+
+Parameters compared: the token embedding and every layer's MLP down projection. vLLM keeps both
+under Hugging Face's names (it fuses q/k/v and gate/up, not these), and full finetuning and LoRA
+on all linear layers both change the down projections.
+"""
+
+from __future__ import annotations
+
+PROBE_SUFFIXES = ("embed_tokens.weight", "mlp.down_proj.weight")
+
+
+def checksum_tensor(t) -> tuple[str, float, float, list[int]]:
+    """(dtype, sum, sum of squares, shape) in float64 of a tensor as it is stored."""
+    import torch
+
+    d = t.detach().to(torch.float64)
+    return str(t.dtype).removeprefix("torch."), float(d.sum()), float((d * d).sum()), list(t.shape)
+
+
+class WeightProbe:
+    """Mixed into vLLM's worker class (``engine_kwargs["worker_extension_cls"]``)."""
+
+    def synth_ray_weight_checksums(self, suffixes=PROBE_SUFFIXES) -> dict:
+        model = self.get_model()  # type: ignore[attr-defined]
+        return {
+            name: checksum_tensor(p)
+            for name, p in model.named_parameters()
+            if name.endswith(tuple(suffixes))
+        }

@@ -3,10 +3,12 @@
 ``ServedModel`` holds the loop's generation engine and the model it serves. ``use(model)``
 swaps to another model folder:
 
-- ``restart`` (default, works everywhere, CPU and GPU): stop the replicas (releasing their GPUs
-  for Ray Train, see ``release``) and start new ones on the new folder;
+- ``restart`` (default, works everywhere, CPU and GPU): stop the replicas before training
+  (releasing their GPUs for Ray Train, see ``before_training``) and start new ones on the new
+  folder;
 - ``reload``: load the new weights into the running replicas in place (vLLM's
-  ``reload_weights``), then reset the prefix cache. Same architecture only.
+  ``reload_weights``), then reset the prefix cache. Same architecture only; the replicas stay
+  up through training, so a cluster that cannot hold both fails before training, clearly.
 
 Either way the swap is then verified, since a successful start or reload is no proof of new
 weights (vLLM issues 32718 and 48312): checksums of the token embedding and of every MLP down
@@ -154,6 +156,38 @@ class ServedModel:
         out = self.engine.generate(ray.data.from_items(rows), "messages", num_rows=len(rows))
         got = {r["id"]: r["completion"] for r in out.take_all()}
         return [got.get(f"probe-{i}", "") for i in range(len(PROBE_PROMPTS))]
+
+    def before_training(self, scaling: dict[str, Any]) -> None:
+        """Make room for Ray Train. ``restart``: stop the replicas (their GPUs go to the
+        trainer; new replicas start on M_{t+1} after). ``reload``: the replicas stay up through
+        training, so the cluster must hold both; when its resources cannot, fail now, naming
+        them, rather than leave Ray Train waiting for resources that never free up."""
+        if self.mode == "restart" or self.engine is None:
+            self.release()
+            return
+        import ray
+
+        c = self.engine_config
+        workers = int(scaling.get("num_workers", 2))
+        use_gpu = bool(scaling.get("use_gpu", False))
+        need = {
+            "CPU": c.replicas * getattr(c, "num_cpus", 1.0) * getattr(c, "tensor_parallel_size", 1)
+            + workers * float(scaling.get("cpus_per_worker", 1.0)),
+            "GPU": (
+                c.replicas * getattr(c, "num_gpus", 0) * getattr(c, "tensor_parallel_size", 1)
+                if getattr(c, "resolved_device", lambda: "cpu")() == "gpu"
+                else 0.0
+            )
+            + (workers if use_gpu else 0),
+        }
+        have = ray.cluster_resources()
+        short = {k: (v, have.get(k, 0.0)) for k, v in need.items() if v > have.get(k, 0.0)}
+        if short:
+            detail = ", ".join(f"{k}: need {n:g}, cluster has {h:g}" for k, (n, h) in short.items())
+            raise SwapError(
+                f"swap: reload keeps the engines up while training, and this cluster cannot hold "
+                f"both ({detail}); use swap: restart, which stops them first"
+            )
 
     def release(self) -> None:
         """Stop the replicas (before training: on GPU clusters this frees their GPUs)."""

@@ -26,11 +26,23 @@ def _cli(out: Path, *extra: str) -> subprocess.Popen:
     env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", PYTHONPATH=str(REPO))
     env.pop("RAY_ADDRESS", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "synth_ray.cli", "run", str(JOB), "--set", f"output_dir={out}",
-         *extra],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "synth_ray.cli",
+            "run",
+            str(JOB),
+            "--set",
+            f"output_dir={out}",
+            *extra,
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         start_new_session=True,
-    )  # fmt: skip
+    )
 
 
 def _manifest(out: Path, t: int) -> dict:
@@ -84,8 +96,15 @@ def test_two_iterations_end_to_end(uninterrupted):
     assert m1["parent_model"]["fingerprint"] == m0["model_out"]["fingerprint"]
     assert m0["parent_model"]["fingerprint"] != m0["model_out"]["fingerprint"]
     assert list(m0["stages"]) == [
-        "seed_forward", "seed_backward", "segments", "augment", "curate", "select", "train", "swap",
-    ]  # fmt: skip
+        "seed_forward",
+        "seed_backward",
+        "segments",
+        "augment",
+        "curate",
+        "select",
+        "train",
+        "swap",
+    ]
     assert list(m1["stages"]) == ["curate", "select", "train", "swap"]
     # every segment ends kept (an augmented pair) or rejected with its reason
     seg = m0["stages"]["segments"]["result"]
@@ -104,8 +123,10 @@ def test_two_iterations_end_to_end(uninterrupted):
     assert record["counts"]["iterations"][1]["A4"] == m1["metrics"]["A4"]
     lineage = subprocess.run(
         [sys.executable, "-m", "synth_ray.cli", "lineage", str(out)],
-        capture_output=True, text=True, cwd=REPO,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     lines = lineage.stdout.strip().splitlines()
     assert len(lines) == 2 and all("probe: ok" in ln for ln in lines)
     assert m0["model_out"]["fingerprint"] in lines[0] and m1["model_out"]["fingerprint"] in lines[1]
@@ -116,12 +137,13 @@ def test_killed_between_and_inside_stages_resumes(uninterrupted, tmp_path):
     # 1: killed between stages (iteration 0's curation has just finished)
     _kill_when(_cli(out), lambda: _stage(out, 0, "curate") == "done")
     first = _manifest(out, 0)["stages"]
-    # 2: killed in the middle of a stage: iteration 1's training, after a checkpoint
+    # 2: killed in the middle of a stage: iteration 1's training, once Ray Train runs
     proc = _cli(out)
     _kill_when(
         proc,
-        lambda: _stage(out, 1, "train") == "running"
-        and any((out / "iter_1" / "m_next" / "train").rglob("checkpoint_*")),
+        lambda: (
+            _stage(out, 1, "train") == "running" and (out / "iter_1" / "m_next" / "train").exists()
+        ),
     )
     # 3: runs to the end
     proc = _cli(out)

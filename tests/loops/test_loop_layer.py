@@ -83,8 +83,10 @@ def test_lineage_without_manifests(tmp_path):
 
 
 # (dtype, sum, sum of squares, shape), as the worker extension reports them
-NEW = {"model.embed_tokens.weight": ["bfloat16", 1.5, 10.0, [4, 2]],
-       "model.layers.0.mlp.down_proj.weight": ["bfloat16", -0.25, 3.0, [2, 4]]}  # fmt: skip
+NEW = {
+    "model.embed_tokens.weight": ["bfloat16", 1.5, 10.0, [4, 2]],
+    "model.layers.0.mlp.down_proj.weight": ["bfloat16", -0.25, 3.0, [2, 4]],
+}
 OLD = {**NEW, "model.layers.0.mlp.down_proj.weight": ["bfloat16", -0.5, 3.1, [2, 4]]}
 
 

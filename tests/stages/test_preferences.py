@@ -11,11 +11,21 @@ from synth_ray.io.layout import read_parquet_dir
 from synth_ray.stages.records import PREFERENCE_SCHEMA, write_preferences
 
 ROWS = [
-    {"prompt": "Name a fruit.", "chosen": "An apple.", "rejected": "Blue.", "score_chosen": 4.0,
-     "score_rejected": 1.0, "model_chosen": "fp-1", "model_rejected": "fp-1",
-     "method": "self_rewarding", "iteration": 1, "run_id": "r", "extra": {"samples": [4, 4]}},
+    {
+        "prompt": "Name a fruit.",
+        "chosen": "An apple.",
+        "rejected": "Blue.",
+        "score_chosen": 4.0,
+        "score_rejected": 1.0,
+        "model_chosen": "fp-1",
+        "model_rejected": "fp-1",
+        "method": "self_rewarding",
+        "iteration": 1,
+        "run_id": "r",
+        "extra": {"samples": [4, 4]},
+    },
     {"prompt": "2+2?", "chosen": "4", "rejected": "5", "method": "spin", "iteration": 0},
-]  # fmt: skip
+]
 
 
 def test_written_with_ids_lineage_and_exported(tmp_path):

@@ -318,7 +318,7 @@ class Backtranslation(IterativeJob):
         cur = it.stage("curate", lambda: self._curate(cfg, it, served, m_t, augmented))
         sel = it.stage("select", lambda: self._select(ctx, it))
         parent = base.spec if cfg.train_from == "base" else m_t.source
-        trained = it.stage("train", lambda: self._train(it, parent, cfg))
+        trained = it.stage("train", lambda: self._train(it, served, parent, cfg))
         m_next = resolve_model(trained["model"])
         it.manifest["model_out"] = model_record(m_next)
         swap = it.stage("swap", lambda: {"probe": served.use(m_next, parent=m_t)})
@@ -399,7 +399,8 @@ class Backtranslation(IterativeJob):
             "seed": len(rows) - len(chosen),
         }
 
-    def _train(self, it: Iteration, parent: str, cfg: BacktranslationConfig) -> dict[str, Any]:
+    def _train(self, it: Iteration, served, parent: str, cfg) -> dict[str, Any]:
+        served.before_training(cfg.train.get("scaling") or {})
         res = train_model("sft", it.sub("train_data"), parent, it.sub("m_next"), _sft_settings(cfg))
         return {"model": res.model_dir, "metrics": res.metrics, "reused": res.reused}
 

@@ -7,14 +7,18 @@ weights are served (vLLM issues 32718 and 48312), so after every swap the loop c
 checksums, read back from the engine, with the same sums computed from the model folder's files
 (``synth_ray.loops.swap``).
 
-Parameters compared: the token embedding and every layer's MLP down projection. vLLM keeps both
-under Hugging Face's names (it fuses q/k/v and gate/up, not these), and full finetuning and LoRA
-on all linear layers both change the down projections.
+Parameters compared: the token embedding, every RMSNorm weight and every layer's MLP down
+projection, where the engine still holds them as tensors. vLLM keeps these under Hugging Face's
+names (it fuses q/k/v and gate/up, not these). On CPU it repacks every linear weight into a
+oneDNN handle and leaves an empty tensor in its place, so there the embedding and the norms are
+what can be read back (empty tensors are skipped); full finetuning changes both. LoRA adapters
+merged into linear layers change neither: the probe then reports ``differs_from_parent: false``
+(it cannot tell the two models apart on CPU) rather than a false pass.
 """
 
 from __future__ import annotations
 
-PROBE_SUFFIXES = ("embed_tokens.weight", "mlp.down_proj.weight")
+PROBE_SUFFIXES = ("embed_tokens.weight", "norm.weight", "mlp.down_proj.weight")
 
 
 def checksum_tensor(t) -> tuple[str, float, float, list[int]]:
@@ -33,5 +37,5 @@ class WeightProbe:
         return {
             name: checksum_tensor(p)
             for name, p in model.named_parameters()
-            if name.endswith(tuple(suffixes))
+            if name.endswith(tuple(suffixes)) and p.numel() > 0
         }

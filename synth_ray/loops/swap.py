@@ -11,9 +11,10 @@ swaps to another model folder:
   up through training, so a cluster that cannot hold both fails before training, clearly.
 
 Either way the swap is then verified, since a successful start or reload is no proof of new
-weights (vLLM issues 32718 and 48312): checksums of the token embedding and of every MLP down
-projection are read back from each replica (``synth_ray.engines.vllm_worker_ext``) and compared
-with the same sums computed from the folder's safetensors, cast to the dtype the engine holds.
+weights (vLLM issues 32718 and 48312): checksums of the token embedding, the norms and (where the
+engine keeps them as tensors: GPU) the MLP down projections are read back from each replica
+(``synth_ray.engines.vllm_worker_ext``) and compared with the same sums computed from the
+folder's safetensors, cast to the dtype the engine holds.
 The probe also says whether those weights differ from the parent model's at all (if they did
 not, the probe could not tell the two apart) and records greedy answers to fixed prompts for a
 human reader. A failed probe stops the loop.
@@ -50,7 +51,7 @@ def folder_checksums(folder: str, dtypes: dict[str, str]) -> dict[str, list]:
     for f in sorted(Path(folder).glob("*.safetensors")):
         with safe_open(str(f), framework="pt") as sf:
             for name in sf.keys():  # noqa: SIM118 - safe_open has no __iter__
-                if name.endswith(PROBE_SUFFIXES) and name in dtypes:
+                if name in dtypes:
                     t = sf.get_tensor(name).to(getattr(torch, dtypes[name]))
                     out[name] = list(checksum_tensor(t))
     return out

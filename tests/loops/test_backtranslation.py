@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from synth_ray.io.layout import read_parquet_dir
+from synth_ray.localcluster import kill_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.train]
 
@@ -22,8 +23,12 @@ REPO = Path(__file__).resolve().parents[2]
 JOB = REPO / "jobs" / "tiny" / "backtranslation.yaml"
 
 
+MARK = "SYNTH_RAY_TEST_LOOP"
+
+
 def _cli(out: Path, *extra: str) -> subprocess.Popen:
     env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", PYTHONPATH=str(REPO))
+    env[MARK] = str(out)  # Ray's workers inherit it: what the kill finds them by
     env.pop("RAY_ADDRESS", None)
     return subprocess.Popen(
         [
@@ -63,9 +68,12 @@ def _kill_when(proc: subprocess.Popen, ready, timeout_s: float = 900) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
             pytest.fail("the kill point was never reached")
         time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything it started
+    # the driver and everything it started: its process group, and Ray's workers (which leave
+    # the group but keep the marker in their environment)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    subprocess.run([sys.executable, "-m", "synth_ray.localcluster", "kill"], cwd=REPO)
+    left = kill_cluster([proc.pid], marker=proc.args[-1].removeprefix("output_dir="), var=MARK)
+    assert not left, f"processes of the killed run left: {left}"
 
 
 def _rows(path: Path, cols=("id",)) -> list[tuple]:

@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 @pytest.fixture(scope="module")
 def retrained(tiny_model, tmp_path_factory):
-    """The tiny model with every MLP down projection moved: a stand-in for M_{t+1}."""
+    """The tiny model with every weight moved a little: a stand-in for M_{t+1}."""
     from safetensors.torch import load_file, save_file
 
     out = tmp_path_factory.mktemp("m1") / "model"
@@ -24,8 +24,7 @@ def retrained(tiny_model, tmp_path_factory):
     weights = out / "model.safetensors"
     sd = load_file(str(weights))
     for name in sd:
-        if name.endswith("down_proj.weight"):
-            sd[name] = sd[name] + 0.05
+        sd[name] = sd[name] + 0.05
     save_file(sd, str(weights), metadata={"format": "pt"})
     return str(out)
 

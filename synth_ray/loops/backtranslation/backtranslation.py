@@ -72,6 +72,11 @@ class BacktranslationConfig(LoopConfig):
         default_factory=lambda: SamplingConfig(temperature=0.7, top_p=0.9, max_tokens=96, seed=0),
         description="Sampling of Myx's instructions (ours: the survey gives none).",
     )
+    keep_truncated: bool = Field(
+        False,
+        description="Keep instructions cut off at augment_sampling.max_tokens (default: "
+        "reject them as instruction_truncated). The tiny test model never stops by itself.",
+    )
     curation: JudgeStageConfig = Field(
         default_factory=_curation_default,
         description="Self-curation by M_t: the judge stage with the survey's 5-point prompt "
@@ -272,7 +277,7 @@ class Backtranslation(IterativeJob):
                 why = ("augment_failed", (g or {}).get("error") or "no generation row")
             elif not text.strip():
                 why = ("empty_instruction", "Myx wrote nothing")
-            elif g["finish_reason"] == "length":
+            elif g["finish_reason"] == "length" and not cfg.keep_truncated:
                 why = ("instruction_truncated", text[:300])
             if why:
                 rejects.append(

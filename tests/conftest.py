@@ -82,7 +82,6 @@ def scoring_service(ray_local, tmp_path_factory):
         port=port,
         set_args=[
             f"auth.token_file={token_file}",
-            "judge.guided_format=true",
             "judge.seed=0",
             "limits.max_items=8",
             "limits.max_text_chars=2000",

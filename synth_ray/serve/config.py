@@ -8,7 +8,7 @@ Unknown keys are rejected; ``synth-ray serve`` validates before starting anythin
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -94,12 +94,13 @@ class JudgeConfig(StrictModel):
         None, description="Base sampling seed (None: random); item i, sample j uses seed+i*n+j."
     )
 
-    @model_validator(mode="after")
-    def _guided_format(self) -> JudgeConfig:
-        if self.guided_format is not None:
-            self.output = "regex" if self.guided_format else "free"
-            self.guided_format = None
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _guided_format(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("guided_format") is not None:
+            data = {**data, "output": "regex" if data["guided_format"] else "free"}
+            data["guided_format"] = None
+        return data
 
 
 class LimitsConfig(StrictModel):

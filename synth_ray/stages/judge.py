@@ -9,15 +9,19 @@ Two ways to score, one meaning (same rubrics, parsers and reward scorer as the S
   ``retries`` attempts gets a null score with the reason (and becomes a reject, not a lost row).
 - no ``url``: in-process on Ray Data. ``scorer: judge`` sends the rubric prompts through the
   job's generation engine (``samples`` rows per item, vLLM or OpenAI-compatible), parses each
-  judgement and averages per row; ``scorer: reward`` runs ``RewardScorer`` on an actor pool.
+  judgement and averages per row. By default (``output: auto``) the judgements are constrained
+  by structured outputs so each ends in a parseable score (regex on vLLM, JSON
+    ``response_format`` on OpenAI-compatible servers); ``output: free`` is the papers' free
+  text. ``scorer: reward`` runs ``RewardScorer`` on an actor pool.
 
 Columns added: ``judge_score`` (float, null when unscored), ``judge_samples`` (per-sample
 scores), ``judge_reason`` (why the score is null), ``judge_model``. ``keep_scored`` then splits:
 rows with ``judge_score >= threshold`` go on, the others are written to ``rejects/`` with reason
 ``judge_below_threshold`` or ``judge_unscored``: every input row is one or the other.
 
-Defaults are Instruction Backtranslation's self-curation (rubric ``curation5``, keep >= 4, its
-A_4 set); Self-Rewarding's judge is ``rubric: additive5`` with ``samples: 3``.
+``judge_rows`` records the parse rate in run.json (``counts.judge``: rubric, output, samples,
+parsed, parse_rate). Defaults are Instruction Backtranslation's self-curation (rubric
+``curation5``, keep >= 4, its A_4 set); Self-Rewarding's judge is ``rubric: additive5`` with ``samples: 3``.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import shutil
 import statistics
@@ -64,6 +65,10 @@ def run_method(method: str, a) -> dict:
     from synth_ray.runner import load_job_config, run_job
 
     out = os.path.join(a.out, method)
+    if a.report_only:  # read back an earlier run
+        with open(os.path.join(out, "run.json")) as f:
+            record = json.load(f)
+        return {**record, "_seconds": record["timings_s"]["wall"], "_out": out}
     if a.fresh and os.path.exists(out):
         shutil.rmtree(out)
     cfg = load_job_config(os.path.join(REPO, "jobs", f"{method}.yaml"), overrides(method, a, out))
@@ -217,6 +222,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3, help="max rounds per method")
     p.add_argument("--set", action="append", default=[], help="METHOD:key=value override")
     p.add_argument("--fresh", action="store_true", help="delete earlier outputs first")
+    p.add_argument("--report-only", action="store_true", help="only read back --out's runs")
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
     a.wrap_input = os.path.join(a.out, "wrap_docs.jsonl")
@@ -225,12 +231,13 @@ def main() -> None:
     with open(a.wrap_input, "w") as f:
         f.writelines(docs)
 
-    import ray
+    if not a.report_only:
+        import ray
 
-    from synth_ray.runner import init_local_ray
+        from synth_ray.runner import init_local_ray
 
-    init_local_ray(8, log_to_driver=False)
-    ray.data.DataContext.get_current().enable_progress_bars = False
+        init_local_ray(8, log_to_driver=False)
+        ray.data.DataContext.get_current().enable_progress_bars = False
     report = []
     for method in a.methods.split(","):
         record = run_method(method, a)

@@ -83,6 +83,7 @@ def scoring_service(ray_local, tmp_path_factory):
         set_args=[
             f"auth.token_file={token_file}",
             "judge.seed=0",
+            "judge.max_reason_chars=120",  # the random tiny model rambles up to the bound
             "limits.max_items=8",
             "limits.max_text_chars=2000",
             "limits.max_body_bytes=65536",

@@ -103,7 +103,7 @@ def length_stats(texts: list[str]) -> str:
     n = sorted(len(words(t)) for t in texts)
     if not n:
         return "no outputs"
-    q = statistics.quantiles(n, n=10) if len(n) > 1 else [n[0]] * 9
+    q = statistics.quantiles(n, n=10, method="inclusive") if len(n) > 1 else [n[0]] * 9
     return (
         f"words median {statistics.median(n):.0f}, mean {statistics.mean(n):.1f}, "
         f"p10 {q[0]:.0f}, p90 {q[-1]:.0f} (n={len(n)})"

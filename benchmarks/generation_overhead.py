@@ -13,9 +13,19 @@ draining the engine count on both sides and engine start-up on neither:
   run, so "engine ready" = first batch's arrival minus the longest time a row of that batch
   spent in the engine (`engine_s`); the rows' post-processing counts against synth-ray.
 
+- pool (--pool): the same engine with ``lifetime: run`` (long-lived replicas, Ray Data tasks
+  sending batches to them); started by a warm-up call of --warmup prompts, as bare is.
+
+Both sides get the same vLLM engine arguments by default (--bare-kwargs same: what
+``VLLMEngine.engine_setup`` passes, e.g. chunked prefill off on CPU); --bare-kwargs minimal
+gives bare vLLM its own defaults instead (see benchmarks/README.md for the difference).
+
     python benchmarks/generation_overhead.py            # 2,000 prompts x 64 tokens, 3 pairs
-The pair (bare, synth-ray) runs --repeats times, alternating; each pair's ratio is printed.
-Last line: ratio=<median over pairs of synth-ray tokens/s / bare tokens/s>
+    python benchmarks/generation_overhead.py --model <folder> --prompts 512 --warmup 64 \
+        --repeats 2 --pool                              # a real model, with the pool
+The pair (bare, synth-ray[, pool]) runs --repeats times, alternating; each pair's ratios are
+printed, then median, min and max over pairs. Last line: ratio=<median over pairs of
+synth-ray tokens/s / bare tokens/s>
 """
 
 from __future__ import annotations
@@ -70,8 +80,31 @@ def make_prompts(n: int, seed: int = 0) -> list[str]:
     ]
 
 
+def engine_config(a) -> dict:
+    return {
+        "type": "vllm",
+        "batch_size": a.batch_size,
+        "max_num_seqs": a.max_num_seqs,
+        "max_concurrent_batches": a.max_concurrent_batches,
+        "max_model_len": 2048,
+    }
+
+
 def engine_args(a) -> dict:
-    return {"max_num_seqs": a.max_num_seqs, "max_model_len": 2048, "enforce_eager": True}
+    """The bare side's engine arguments. ``same`` (default): exactly what the vllm engine
+    passes to vLLM (``VLLMEngine.engine_setup``: on CPU chunked prefill off, stats off,
+    the structured-output backend); ``minimal``: only max_num_seqs, max_model_len and
+    enforce_eager, the rest vLLM's defaults (chunked prefill on)."""
+    if a.bare_kwargs == "minimal":
+        return {"max_num_seqs": a.max_num_seqs, "max_model_len": 2048, "enforce_eager": True}
+    from synth_ray.engines import build_engine
+    from synth_ray.models.resolve import ResolvedModel
+
+    kwargs, _bundles, _acc, env = build_engine(
+        engine_config(a), ResolvedModel(a.model, a.model, "local")
+    ).engine_setup()
+    os.environ.update(env)
+    return kwargs
 
 
 def run_bare(a) -> dict:
@@ -102,16 +135,9 @@ def run_synth_ray(a) -> dict:
     sampling = SamplingConfig(temperature=0.0, max_tokens=a.max_tokens, ignore_eos=True).to_json()
     prompts = make_prompts(a.prompts)
     rows = [{"id": str(i), "prompt": p, "sampling": sampling} for i, p in enumerate(prompts)]
-    engine = build_engine(
-        {
-            "type": "vllm",
-            "batch_size": a.batch_size,
-            "max_num_seqs": a.max_num_seqs,
-            "max_concurrent_batches": a.max_concurrent_batches,
-            "max_model_len": 2048,
-        },
-        ResolvedModel(a.model, a.model, "local"),
-    )
+    if a.side == "pool":
+        return run_pool(a, rows)
+    engine = build_engine(engine_config(a), ResolvedModel(a.model, a.model, "local"))
     ds = engine.generate(
         ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // a.batch_size))
     )
@@ -137,6 +163,43 @@ def run_synth_ray(a) -> dict:
     }
 
 
+def run_pool(a, rows: list[dict]) -> dict:
+    """The long-lived pool (``lifetime: run``): started by a warm-up call, as bare is."""
+    import ray.data
+
+    from synth_ray.engines import build_engine
+    from synth_ray.models.resolve import ResolvedModel
+
+    engine = build_engine(
+        {**engine_config(a), "lifetime": "run"}, ResolvedModel(a.model, a.model, "local")
+    )
+    sampling = rows[0]["sampling"]
+    warm = [
+        {"id": f"w{i}", "prompt": p, "sampling": sampling}
+        for i, p in enumerate(make_prompts(a.warmup, seed=1))
+    ]
+    engine.generate(ray.data.from_items(warm)).materialize()
+    t = time.perf_counter()
+    toks, n = 0, 0
+    ds = engine.generate(
+        ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // a.batch_size)),
+        num_rows=len(rows),
+    )
+    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        errs = [e for e in batch.column("error").to_pylist() if e]
+        assert not errs, errs[:3]
+        toks += sum(batch.column("completion_tokens").to_pylist())
+        n += batch.num_rows
+    dt = time.perf_counter() - t
+    assert n == len(rows)
+    engine.close()
+    return {"tokens": toks, "seconds": dt, "tokens_per_s": toks / dt, "wall_s": dt}
+
+
+def spread(xs: list[float]) -> str:
+    return f"median {statistics.median(xs):.3f}, min {min(xs):.3f}, max {max(xs):.3f}"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -149,24 +212,32 @@ def main() -> None:
     p.add_argument("--max-num-seqs", type=int, default=256)
     p.add_argument("--max-concurrent-batches", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3, help="(bare, synth-ray) pairs; median ratio")
-    p.add_argument("--side", choices=["bare", "synth-ray"], help=argparse.SUPPRESS)
+    p.add_argument(
+        "--bare-kwargs",
+        choices=["same", "minimal"],
+        default="same",
+        help="bare vLLM's engine arguments: the vllm engine's own (default) or vLLM defaults",
+    )
+    p.add_argument("--pool", action="store_true", help="also time the long-lived pool")
+    p.add_argument("--side", choices=["bare", "synth-ray", "pool"], help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.model is None:
         from synth_ray.models.tiny import tiny_model_path
 
         a.model = str(tiny_model_path())
     if a.side:
-        result = run_bare(a) if a.side == "bare" else run_synth_ray(a)
+        result = run_bare(a) if a.side == "bare" else run_synth_ray(a)  # synth-ray or pool
         print("RESULT " + json.dumps(result))
         return
-    ratios = []
+    sides = ["bare", "synth-ray"] + (["pool"] if a.pool else [])
+    ratios: dict[str, list[float]] = {s: [] for s in sides[1:]}
     for rep in range(a.repeats):
         results = {}
-        for side in ("bare", "synth-ray"):
+        for side in sides:
             cmd = [sys.executable, __file__, "--side", side] + [
                 f"--{k.replace('_', '-')}={v}"
                 for k, v in vars(a).items()
-                if k not in ("side", "repeats")
+                if k not in ("side", "repeats", "pool")
             ]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -174,19 +245,26 @@ def main() -> None:
                 sys.exit(f"{side} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
             results[side] = r = json.loads(line[-1][len("RESULT ") :])
             print(
-                f"[{rep + 1}/{a.repeats}] {side:10s} {r['tokens']:7d} tokens in {r['seconds']:6.2f} s "
-                f"= {r['tokens_per_s']:8.1f} tokens/s  (wall {r['wall_s']:.1f} s"
-                + (", engine start included)" if side != "bare" else ")"),
+                f"[{rep + 1}/{a.repeats}] {side:10s} {r['tokens']:7d} tokens in "
+                f"{r['seconds']:6.2f} s = {r['tokens_per_s']:8.1f} tokens/s  (wall {r['wall_s']:.1f} s"
+                + (", engine start included)" if side == "synth-ray" else ")"),
                 flush=True,
             )
-        ratios.append(results["synth-ray"]["tokens_per_s"] / results["bare"]["tokens_per_s"])
-        print(f"[{rep + 1}/{a.repeats}] ratio {ratios[-1]:.3f}", flush=True)
+        for side in sides[1:]:
+            ratios[side].append(results[side]["tokens_per_s"] / results["bare"]["tokens_per_s"])
+        print(
+            f"[{rep + 1}/{a.repeats}] ratio "
+            + ", ".join(f"{s} {ratios[s][-1]:.3f}" for s in sides[1:]),
+            flush=True,
+        )
     print(
         f"prompts={a.prompts} max_tokens={a.max_tokens} warmup={a.warmup} batch_size={a.batch_size} "
         f"max_num_seqs={a.max_num_seqs} max_concurrent_batches={a.max_concurrent_batches} "
-        f"ratios={[round(x, 3) for x in ratios]}"
+        f"bare_kwargs={a.bare_kwargs} ratios={[round(x, 3) for x in ratios['synth-ray']]}"
     )
-    print(f"ratio={statistics.median(ratios):.3f}")
+    for side in sides[1:]:
+        print(f"{side} / bare: {spread(ratios[side])}")
+    print(f"ratio={statistics.median(ratios['synth-ray']):.3f}")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pyarrow as pa
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, model_validator
 
 from synth_ray.config import StrictModel
 from synth_ray.io.layout import FINAL_ERROR_PREFIX
@@ -91,6 +91,18 @@ class SamplingConfig(StrictModel):
         description="Ask the engine for JSON matching this schema (vLLM structured outputs, "
         "or `response_format` on OpenAI-compatible servers).",
     )
+    regex: str | None = Field(
+        None,
+        description="Constrain the completion to match this regular expression (vLLM "
+        "structured outputs; `structured_outputs` on vLLM's OpenAI-compatible server). "
+        "Exclusive with json_schema.",
+    )
+
+    @model_validator(mode="after")
+    def _one_constraint(self) -> SamplingConfig:
+        if self.regex is not None and self.json_schema is not None:
+            raise ValueError("sampling: set regex or json_schema, not both")
+        return self
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(), sort_keys=True)

@@ -177,6 +177,10 @@ class _OpenAIWorker:
                 "type": "json_schema",
                 "json_schema": {"name": "record", "schema": s["json_schema"], "strict": True},
             }
+        elif s.get("regex"):
+            # vLLM's OpenAI-compatible server (0.32: `structured_outputs`, a request extension);
+            # servers without it refuse the field or ignore it.
+            body["structured_outputs"] = {"regex": s["regex"]}
         if self.api == "chat":
             msgs = row.get("messages")
             if msgs is None:

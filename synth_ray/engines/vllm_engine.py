@@ -13,8 +13,8 @@ Where ``ray.data.llm`` (Ray 2.60) cannot serve a need we extend around it, not i
   postprocess, so our post-step is a separate ``map_batches``).
 - its output columns (``request_id``, ``prompt``, ``params``...) would overwrite passthrough
   columns of the same name: ours are stashed under a prefix around the processor.
-- structured output: rows of one ``generate`` call must all set ``json_schema`` or all leave
-  it unset. A null ``structured_outputs`` beside a struct one makes Ray 2.60 fail to
+- structured output: rows of one ``generate`` call must all set a constraint (``json_schema``
+  or ``regex``) or all leave it unset. A null ``structured_outputs`` beside a struct one makes Ray 2.60 fail to
   concatenate blocks (ray-project/ray#61656), and vLLM has no "no constraint" value to put in
   its place. A mixed batch fails here with that explanation, before the engine sees it.
 - seeds: a row without a seed is sent ``seed=-1`` (vLLM's "no seed"), never null: Ray 2.60
@@ -321,7 +321,13 @@ SAMPLING_PARAMS_TYPE = pa.struct(
         ("ignore_eos", pa.bool_()),
         (
             "structured_outputs",
-            pa.struct([("json", pa.string()), ("disable_any_whitespace", pa.bool_())]),
+            pa.struct(
+                [
+                    ("json", pa.string()),
+                    ("regex", pa.string()),
+                    ("disable_any_whitespace", pa.bool_()),
+                ]
+            ),
         ),
     ]
 )
@@ -350,7 +356,12 @@ def _without_job_env(env: dict[str, str]) -> dict[str, str]:
 
 
 def _vllm_sampling_params(s: dict[str, Any]) -> dict[str, Any]:
-    schema = s.get("json_schema")
+    schema, regex = s.get("json_schema"), s.get("regex")
+    structured = None
+    if schema:
+        structured = {"json": json.dumps(schema), "regex": None, "disable_any_whitespace": True}
+    elif regex:
+        structured = {"json": None, "regex": regex, "disable_any_whitespace": True}
     return {
         "n": 1,
         "temperature": float(s.get("temperature", 1.0)),
@@ -361,11 +372,9 @@ def _vllm_sampling_params(s: dict[str, Any]) -> dict[str, Any]:
         "presence_penalty": float(s.get("presence_penalty", 0.0)),
         "frequency_penalty": float(s.get("frequency_penalty", 0.0)),
         "ignore_eos": bool(s.get("ignore_eos", False)),
-        # A JSON string, not a nested struct: schemas are heterogeneous across rows. (The
-        # whitespace flag is set engine-wide: see engine_setup.)
-        "structured_outputs": (
-            {"json": json.dumps(schema), "disable_any_whitespace": True} if schema else None
-        ),
+        # The schema as a JSON string, not a nested struct: schemas are heterogeneous across
+        # rows. (The whitespace flag is set engine-wide: see engine_setup.)
+        "structured_outputs": structured,
     }
 
 
@@ -381,8 +390,8 @@ def _to_vllm_rows(batch: pa.Table, input_kind: str) -> pa.Table:
     structured = {p["structured_outputs"] is not None for p in params}
     if len(structured) > 1:
         raise ValueError(
-            "vllm engine: rows of one generate() call must all set sampling.json_schema or all "
-            "leave it unset (Ray 2.60 cannot mix them: ray-project/ray#61656); split the call"
+            "vllm engine: rows of one generate() call must all set a constraint (sampling."
+            "json_schema or sampling.regex) or all leave it unset (Ray 2.60 cannot mix them: ray-project/ray#61656); split the call"
         )
     return batch.append_column("sampling_params", pa.array(params, SAMPLING_PARAMS_TYPE))
 

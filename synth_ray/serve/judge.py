@@ -2,7 +2,9 @@
 
 - ``judge``: each (prompt, response) rendered with the rubric as one user turn in the judge's
   chat template, ``samples`` judgements sampled (vLLM ``n``), each parsed for its "Score: N"
-  (``synth_ray.stages.rubrics``), parseable scores averaged. A request vLLM refuses (the prompt
+  (``synth_ray.stages.rubrics``), parseable scores averaged. By default (``output: regex``)
+  vLLM structured outputs constrain every judgement to end in a score in range, so every
+  judgement parses; the reply carries the parse rate. A request vLLM refuses (the prompt
   is over the context) gives a null score with that reason, never an HTTP error.
 - ``compare``: Constitutional AI's feedback prompt; the log-probabilities of the continuations
   " (A)" and " (B)" are read from vLLM's prompt log-probabilities of prompt+option (token ids
@@ -72,9 +74,13 @@ class Judge:
         from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
         c = self.config
-        structured = (
-            StructuredOutputsParams(regex=rubric.guided_regex()) if c.guided_format else None
-        )
+        # The same constraint as the in-process judge stage (rubrics.Rubric.constraint).
+        fields = rubric.constraint(c.output, c.max_tokens, c.max_reason_chars)
+        structured = None
+        if "regex" in fields:
+            structured = StructuredOutputsParams(regex=fields["regex"])
+        elif "json_schema" in fields:
+            structured = StructuredOutputsParams(json=fields["json_schema"])
         return SamplingParams(
             n=samples,
             temperature=c.temperature,
@@ -103,7 +109,7 @@ class Judge:
                 "reason": f"judge request refused: {type(exc).__name__}: {str(exc)[:300]}",
             }
         verdict = rubrics.aggregate(
-            [rubrics.parse_judgement(o.text, rubric) for o in final.outputs]
+            [rubrics.parse_judgement(o.text, rubric, self.config.output) for o in final.outputs]
         )
         return {
             "score": verdict.score,
@@ -124,7 +130,9 @@ class Judge:
                 for i, (p, r) in enumerate(items)
             )
         )
-        return {**self.info, "results": list(results)}
+        scores = [x for r in results for x in r["samples"]]
+        counts = rubrics.parse_counts(scores, rubric.name, self.config.output)
+        return {**self.info, "results": list(results), "parse": counts}
 
     # -- Constitutional AI pairwise feedback ------------------------------------------------
 

@@ -56,10 +56,18 @@ class JudgeResult(BaseModel):
     reasoning: list[str] = Field(description="Each judgement's text before its score line.")
     reason: str | None = Field(description="Why score is null (e.g. no 'Score: N' found).")
     truncated: bool = Field(False, description="True if a text was cut to max_text_chars.")
+    parsed: int = Field(description="How many of this item's judgements had a usable score.")
 
 
 class JudgeReply(ModelInfo):
     rubric: str
+    output: Literal["regex", "json", "free"] = Field(
+        description="How the judge produced its judgements (judge.output): constrained to a "
+        "regex or JSON object, or free text."
+    )
+    parse_rate: float = Field(
+        description="Judgements with a usable score / judgements, over the whole request."
+    )
     results: list[JudgeResult]
 
 

@@ -9,15 +9,19 @@ Two ways to score, one meaning (same rubrics, parsers and reward scorer as the S
   ``retries`` attempts gets a null score with the reason (and becomes a reject, not a lost row).
 - no ``url``: in-process on Ray Data. ``scorer: judge`` sends the rubric prompts through the
   job's generation engine (``samples`` rows per item, vLLM or OpenAI-compatible), parses each
-  judgement and averages per row; ``scorer: reward`` runs ``RewardScorer`` on an actor pool.
+  judgement and averages per row. By default (``output: auto``) the judgements are constrained
+  by structured outputs so each ends in a parseable score (regex on vLLM, JSON
+    ``response_format`` on OpenAI-compatible servers); ``output: free`` is the papers' free
+  text. ``scorer: reward`` runs ``RewardScorer`` on an actor pool.
 
 Columns added: ``judge_score`` (float, null when unscored), ``judge_samples`` (per-sample
 scores), ``judge_reason`` (why the score is null), ``judge_model``. ``keep_scored`` then splits:
 rows with ``judge_score >= threshold`` go on, the others are written to ``rejects/`` with reason
 ``judge_below_threshold`` or ``judge_unscored``: every input row is one or the other.
 
-Defaults are Instruction Backtranslation's self-curation (rubric ``curation5``, keep >= 4, its
-A_4 set); Self-Rewarding's judge is ``rubric: additive5`` with ``samples: 3``.
+``judge_rows`` records the parse rate in run.json (``counts.judge``: rubric, output, samples,
+parsed, parse_rate). Defaults are Instruction Backtranslation's self-curation (rubric
+``curation5``, keep >= 4, its A_4 set); Self-Rewarding's judge is ``rubric: additive5`` with ``samples: 3``.
 """
 
 from __future__ import annotations
@@ -86,6 +90,18 @@ class JudgeStageConfig(StrictModel):
     top_p: float = Field(0.9, gt=0, le=1, description="judge, in-process: nucleus sampling.")
     max_tokens: int = Field(256, ge=8, description="judge, in-process: tokens per judgement.")
     seed: int | None = Field(None, description="judge, in-process: base sampling seed.")
+    output: Literal["auto", "free", "regex", "json"] = Field(
+        "auto",
+        description="judge, in-process: how judgements are produced. regex: structured outputs "
+        "constrain each to '<reasoning line>\\nScore: N' (N in the rubric's range); json: to "
+        "{reasoning, score}; free: unconstrained text, parsed for its last 'Score: N' (the "
+        "papers; a small model often writes no parseable score). auto: regex on the vllm "
+        "engine, json (response_format) on OpenAI-compatible servers. (The service's judge "
+        "has its own setting, judge.output.)",
+    )
+    max_reason_chars: int = Field(
+        400, ge=16, description="judge, constrained: characters of reasoning at most."
+    )
 
     @field_validator("rubric")
     @classmethod
@@ -213,10 +229,18 @@ class RewardScoring:
         )
 
 
+def resolve_output(output: str, engine: Engine | None) -> str:
+    """``auto``: regex on the vllm engine, json (the portable ``response_format``) elsewhere."""
+    if output != "auto":
+        return output
+    return "regex" if engine is not None and engine.name == "vllm" else "json"
+
+
 def _judge_requests(batch: pa.Table, config: dict[str, Any], id_column: str) -> pa.Table:
     c = JudgeStageConfig.model_validate(config)
     rubric = rubrics.get_rubric(c.rubric)
     rows = batch.to_pylist()
+    # Every row of the call carries the same constraint (the vllm engine needs all or none).
     sampling = json.dumps(
         {
             "temperature": c.temperature,
@@ -224,6 +248,7 @@ def _judge_requests(batch: pa.Table, config: dict[str, Any], id_column: str) -> 
             "max_tokens": c.max_tokens,
             "n": c.samples,
             "seed": c.seed,
+            **rubric.constraint(c.output, c.max_tokens, c.max_reason_chars),
         },
         sort_keys=True,
     )
@@ -241,7 +266,7 @@ def _judge_requests(batch: pa.Table, config: dict[str, Any], id_column: str) -> 
     return out
 
 
-def _parse_samples(batch: pa.Table, rubric_name: str) -> pa.Table:
+def _parse_samples(batch: pa.Table, rubric_name: str, output: str) -> pa.Table:
     rubric = rubrics.get_rubric(rubric_name)
     scores, reasons = [], []
     for text, err in zip(batch.column("completion").to_pylist(), batch.column("error").to_pylist()):
@@ -249,7 +274,7 @@ def _parse_samples(batch: pa.Table, rubric_name: str) -> pa.Table:
             scores.append(None)
             reasons.append(f"judge request failed: {err[:300]}")
         else:
-            j = rubrics.parse_judgement(text, rubric)
+            j = rubrics.parse_judgement(text, rubric, output)
             scores.append(j.score)
             reasons.append(j.reason)
     return pa.table(
@@ -316,6 +341,7 @@ def score_dataset(
         )
     if engine is None:
         raise ValueError("judge stage: no url and no engine to judge with in-process")
+    cfg["output"] = resolve_output(config.output, engine)
     requests = ds.map_batches(
         _judge_requests,
         fn_kwargs={"config": cfg, "id_column": id_column},
@@ -324,7 +350,7 @@ def score_dataset(
     )
     samples = engine.generate(requests, "messages").map_batches(
         _parse_samples,
-        fn_kwargs={"rubric_name": config.rubric},
+        fn_kwargs={"rubric_name": config.rubric, "output": cfg["output"]},
         batch_format="pyarrow",
         num_cpus=0.25,
     )
@@ -377,6 +403,8 @@ _SCORE_KEY_FIELDS = (
     "top_p",
     "max_tokens",
     "seed",
+    "output",
+    "max_reason_chars",
 )
 _SCORES = pa.schema({"id": pa.string(), **SCORE_COLUMNS})
 
@@ -458,6 +486,8 @@ def judge_rows(
             }
             kept.append({**r, "extra": extra})
     unscored = sum(done[r["id"]]["judge_score"] is None for r in rows)
+    samples = [x for r in rows for x in done[r["id"]]["judge_samples"] or []]
+    output = "service" if config.url else resolve_output(config.output, engine)
     counts = {
         "rows": len(rows),
         "scored_now": len(todo),
@@ -465,5 +495,9 @@ def judge_rows(
         "kept": len(kept),
         "unscored": unscored,
         "below_threshold": len(rows) - len(kept) - unscored,
+        # Parse rate over every row's judgements (cached ones included): parsed / samples.
+        **(
+            rubrics.parse_counts(samples, config.rubric, output) if config.scorer == "judge" else {}
+        ),
     }
     return kept, counts

@@ -137,5 +137,16 @@ def test_mixed_structured_rows_fail_clearly():
             {"id": "b", "prompt": "y", "sampling": SamplingConfig(json_schema=SCHEMA).to_json()},
         ]
     )
-    with pytest.raises(ValueError, match="all set sampling.json_schema or all"):
+    with pytest.raises(ValueError, match="all set a constraint"):
         _to_vllm_rows(rows, "prompt")
+    # Constrained rows of either kind share one struct type: a regex row beside a schema row.
+    rows = pa.Table.from_pylist(
+        [
+            {"id": "a", "prompt": "x", "sampling": SamplingConfig(regex="a+").to_json()},
+            {"id": "b", "prompt": "y", "sampling": SamplingConfig(json_schema=SCHEMA).to_json()},
+        ]
+    )
+    params = _to_vllm_rows(rows, "prompt").column("sampling_params").to_pylist()
+    assert params[0]["structured_outputs"]["regex"] == "a+"
+    assert params[0]["structured_outputs"]["json"] is None
+    assert json.loads(params[1]["structured_outputs"]["json"]) == SCHEMA

@@ -4,6 +4,7 @@ a run (Self-Instruct's rounds and stages), with the same generation-column contr
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -56,6 +57,11 @@ def test_one_start_serves_every_call(engine):
         {"id": f"j{i}", "prompt": "Tasks as JSON:", "sampling": structured, "tag": 100 + i}
         for i in range(4)
     ]
+    # A regex constraint (the judge's "reasoning line, then Score: N").
+    regex = SamplingConfig(
+        max_tokens=40, temperature=1.0, seed=4, regex=r"[^\n]{1,20}\nScore: [1-5]"
+    ).to_json()
+    rows += [{"id": f"x{i}", "prompt": "Judge:", "sampling": regex, "tag": 150} for i in range(2)]
     rows += [
         {"id": "pen", "prompt": "Go on:", "sampling": penalised, "tag": 200},
         {"id": "long", "prompt": "word " * 3000, "sampling": greedy, "tag": 300},
@@ -81,6 +87,8 @@ def test_one_start_serves_every_call(engine):
         doc = json.loads(r["completion"], strict=False)
         assert 1 <= len(doc["tasks"]) <= 3 and all(len(t) <= 30 for t in doc["tasks"])
     assert len({out[f"j{i}"]["completion"] for i in range(4)}) == 1  # same seed, same JSON
+    for i in range(2):
+        assert re.fullmatch(r"[^\n]{1,20}\nScore: [1-5]", out[f"x{i}"]["completion"])
     assert out["pen"]["error"] is None
     bad = out["long"]
     assert bad["finish_reason"] == "error" and "maximum" in bad["error"] and bad["tag"] == 300

@@ -89,18 +89,24 @@ def test_openrlhf_get_reward_shape(svc, client):
     assert all(isinstance(x, float) for x in body["rewards"])
 
 
-@pytest.mark.parametrize("rubric,lo,hi", [("additive5", 0, 5), ("curation5", 1, 5)])
-def test_judge_rubrics(svc, client, rubric, lo, hi):
-    r = post(client, svc, "/v1/judge", {"rubric": rubric, "items": PAIRS[:2]})
+@pytest.mark.parametrize("rubric,lo,hi,n", [("additive5", 0, 5, 8), ("curation5", 1, 5, 2)])
+def test_judge_rubrics(svc, client, rubric, lo, hi, n):
+    # The judge's default output (regex): the random tiny model, which never writes
+    # "Score: N" by itself, ends every judgement of all 8 items with a score in range.
+    items = [
+        {"prompt": f"{p['prompt']} ({i})", "response": p["response"]}
+        for i, p in zip(range(n), PAIRS * 3)
+    ]
+    r = post(client, svc, "/v1/judge", {"rubric": rubric, "items": items})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["rubric"] == rubric and body["model"] == "tiny"
+    assert body["output"] == "regex" and body["parse_rate"] == 1.0
+    assert len(body["results"]) == n
     for res in body["results"]:
         assert len(res["samples"]) == 3 and len(res["reasoning"]) == 3  # 3 by default
-        good = [s for s in res["samples"] if s is not None]
-        assert good, res  # guided_format: every judgement ends in "Score: N"
-        assert all(lo <= s <= hi for s in good)
-        assert res["score"] == pytest.approx(sum(good) / len(good))
+        assert res["parsed"] == 3 and all(lo <= s <= hi for s in res["samples"])
+        assert res["score"] == pytest.approx(sum(res["samples"]) / 3)
         assert res["reason"] is None
 
 

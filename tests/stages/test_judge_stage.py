@@ -126,20 +126,32 @@ def test_service_refuses_without_token(scoring_service, ray_local, tmp_path, mon
     assert kept == [] and all("HTTP 401" in x["detail"] for x in rejects)
 
 
+EIGHT = ROWS + [
+    {"id": "r6", "instruction": "Spell 'cat' backwards.", "input": "", "output": "tac"},
+    {"id": "r7", "instruction": "What is 2+2?", "input": "", "output": "The sky is blue."},
+]
+
+
 def test_judge_in_process_through_the_vllm_engine(ray_local, tiny_model, tmp_path):
+    """The default output (regex on the vllm engine): the random tiny model, which never writes
+    "Score: N" by itself, returns a score in range for every sample of all 8 items."""
     from synth_ray.engines import build_engine
     from synth_ray.models.resolve import resolve_model
+    from synth_ray.stages.judge import judge_rows
 
     engine = build_engine({"type": "vllm", "max_model_len": 2048}, resolve_model("tiny"))
-    cfg = JudgeStageConfig(rubric="curation5", samples=2, max_tokens=32, seed=1)
+    cfg = JudgeStageConfig(rubric="curation5", samples=2, max_tokens=32, seed=1, threshold=3)
     try:
-        scored, kept, rejects = _run(ray_local.data.from_items(ROWS), cfg, tmp_path, engine)
+        kept, counts = judge_rows(
+            EIGHT, cfg, engine, str(tmp_path / "judge"), str(tmp_path / "rejects")
+        )
     finally:
         engine.close()
-    assert sorted(r["id"] for r in scored) == sorted(r["id"] for r in ROWS)
-    for r in scored:
-        assert len(r["judge_samples"]) == 2 and r["instruction"] and r["judge_model"] == "tiny"
-        # The random tiny model writes no "Score: N": null scores with the parser's reason.
-        assert (r["judge_score"] is None) == (r["judge_reason"] is not None)
-    _accounted(kept, rejects)
-    assert all(x["reason"] in ("judge_unscored", "judge_below_threshold") for x in rejects)
+    assert counts["output"] == "regex" and counts["rubric"] == "curation5"
+    assert (counts["samples"], counts["parsed"], counts["parse_rate"]) == (16, 16, 1.0)
+    assert counts["unscored"] == 0 and counts["kept"] + counts["below_threshold"] == 8
+    rejects = read_rejects(str(tmp_path / "rejects")).to_pylist()
+    assert {x["reason"] for x in rejects} <= {"judge_below_threshold"}
+    for r in kept:
+        assert 3 <= r["extra"]["judge"]["score"] <= 5
+        assert len(r["extra"]["judge"]["samples"]) == 2 and r["extra"]["judge"]["model"] == "tiny"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -115,13 +116,107 @@ def test_option_probabilities_normalise():
     assert pa == pytest.approx(1 / (1 + math.exp(-1.0)))
 
 
-def test_guided_regex_accepts_only_in_range_scores():
-    rx = re.compile(CURATION.guided_regex())
+def test_score_regex_accepts_only_in_range_scores():
+    rx = re.compile(CURATION.score_regex())
     assert rx.fullmatch("Good answer.\nScore: 5")
     assert not rx.fullmatch("Good answer.\nScore: 0")
-    assert re.compile(ADDITIVE.guided_regex()).fullmatch("Poor.\nScore: 0")
+    assert re.compile(ADDITIVE.score_regex()).fullmatch("Poor.\nScore: 0")
+    # Any characters but a newline in the reasoning (quotes, digits, colons, non-ASCII).
+    assert rx.fullmatch('It says "2+2=4": correct; naïve? no (100 words).\nScore: 4')
+    assert not rx.fullmatch("two\nlines\nScore: 4")
+    assert not re.compile(ADDITIVE.score_regex(10)).fullmatch("x" * 11 + "\nScore: 3")
+
+
+@pytest.mark.parametrize("output", ["regex", "json"])
+def test_constraint_fits_the_token_budget(output):
+    c = ADDITIVE.constraint(output, max_tokens=32)
+    assert list(c) == (["regex"] if output == "regex" else ["json_schema"])
+    if output == "regex":  # reasoning + "\nScore: N" fits in 32 one-character tokens
+        assert "{1,20}" in c["regex"]
+    else:
+        assert c["json_schema"]["properties"]["reasoning"]["maxLength"] == 8
+        assert c["json_schema"]["properties"]["score"] == {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 5,
+        }
+    assert ADDITIVE.constraint("free", 32) == {}
+    assert "{1,400}" in ADDITIVE.constraint("regex", 512)["regex"]
+    with pytest.raises(ValueError, match="output"):
+        ADDITIVE.constraint("grammar", 32)
+
+
+def test_sampling_config_takes_regex_or_schema_not_both():
+    from pydantic import ValidationError
+
+    from synth_ray.engines.base import SamplingConfig
+
+    assert SamplingConfig(regex="a+").regex == "a+"
+    with pytest.raises(ValidationError, match="regex or json_schema"):
+        SamplingConfig(regex="a+", json_schema={"type": "object"})
+
+
+@pytest.mark.parametrize(
+    "text,score,reason",
+    [
+        ('{"reasoning": "Relevant and complete.", "score": 4}', 4.0, None),
+        ('{"reasoning": "Off topic.", "score": 7}', None, "outside 0..5"),
+        ('{"reasoning": "x", "score": "high"}', None, "not a number"),
+        ('{"reasoning": "cut off befo', None, "no 'Score"),  # truncated: the text parse
+        ("Fine answer.\nScore: 3", 3.0, None),  # not JSON: the text parse still applies
+    ],
+)
+def test_parse_json_judgements(text, score, reason):
+    j = rubrics.parse_judgement(text, ADDITIVE, "json")
+    assert j.score == score
+    assert (reason is None and j.reason is None) or reason in j.reason
+    if score is not None and text.startswith("{"):
+        assert j.reasoning == json.loads(text)["reasoning"]
+
+
+def test_parse_counts_on_recorded_judgements():
+    # Recorded from SmolLM2-135M-Instruct, free text vs the regex constraint (additive5).
+    free = [
+        "The score of 2.5 for the response is a perfect score for the user's question.",
+        "The response is relevant and provides some information.\nScore: 3",
+        "Points: 1 for relevance, 1 for substance. Total: 2 points.",
+        "",
+    ]
+    constrained = [
+        "The response answers the question directly and clearly.\nScore: 4",
+        "The response is about a different task.\nScore: 1",
+    ]
+    scores = [rubrics.parse_judgement(t, ADDITIVE).score for t in free + constrained]
+    assert scores == [None, 3.0, None, None, 4.0, 1.0]
+    c = rubrics.parse_counts(scores, "additive5", "free")
+    assert c == {
+        "rubric": "additive5",
+        "output": "free",
+        "samples": 6,
+        "parsed": 3,
+        "parse_rate": 0.5,
+    }
+    assert rubrics.parse_counts([], "curation5", "regex")["parse_rate"] is None
 
 
 def test_unknown_rubric_lists_known():
     with pytest.raises(KeyError, match="additive5, curation5"):
         rubrics.get_rubric("likert7")
+
+
+def test_service_judge_output_defaults_to_regex():
+    from synth_ray.serve.config import JudgeConfig
+
+    assert JudgeConfig().output == "regex"
+    assert JudgeConfig(guided_format=False).output == "free"  # the former switch still works
+    assert JudgeConfig(guided_format=True, output="free").output == "regex"
+
+
+def test_judge_stage_output_auto_follows_the_engine():
+    from types import SimpleNamespace
+
+    from synth_ray.stages.judge import resolve_output
+
+    assert resolve_output("auto", SimpleNamespace(name="vllm")) == "regex"
+    assert resolve_output("auto", SimpleNamespace(name="openai")) == "json"
+    assert resolve_output("free", SimpleNamespace(name="vllm")) == "free"

@@ -22,9 +22,11 @@ candidate responses with) is ours: the survey states only that each response is 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from synth_ray.stages.prompt import fill, shipped_template
 
@@ -43,12 +45,42 @@ class Rubric:
     def messages(self, prompt: str, response: str) -> list[dict[str, str]]:
         return [{"role": "user", "content": self.render(prompt, response)}]
 
-    def guided_regex(self, max_reason_chars: int = 400) -> str:
-        """A regular expression for structured decoding (option ``guided_format``): a reasoning
-        line then ``Score: N`` in range. Lets a model that does not follow the rubric's format
-        (a tiny random test model, a base model) still return parseable judgements."""
+    def score_regex(self, max_reason_chars: int = 400) -> str:
+        """Structured output ``regex``: one reasoning line (any characters but a newline, at
+        most ``max_reason_chars``), then ``Score: N`` with N in the rubric's range."""
         digits = "".join(str(i) for i in range(self.min_score, self.max_score + 1))
-        return rf"[A-Za-z ,.]{{1,{max_reason_chars}}}\nScore: [{digits}]"
+        return rf"[^\n]{{1,{max_reason_chars}}}\nScore: [{digits}]"
+
+    def score_schema(self, max_reason_chars: int = 400) -> dict[str, Any]:
+        """Structured output ``json``: ``{"reasoning": str, "score": int}`` (reasoning first,
+        so the model still justifies before it scores)."""
+        return {
+            "type": "object",
+            "properties": {
+                "reasoning": {"type": "string", "maxLength": max_reason_chars},
+                "score": {"type": "integer", "minimum": self.min_score, "maximum": self.max_score},
+            },
+            "required": ["reasoning", "score"],
+            "additionalProperties": False,
+        }
+
+    def constraint(self, output: str, max_tokens: int, max_reason_chars: int = 400) -> dict:
+        """The sampling fields that constrain a judgement (``SamplingConfig.regex`` or
+        ``json_schema``; empty for ``free``). The reasoning is bounded so the score still fits
+        in ``max_tokens`` (a character costs at most one token for ASCII text)."""
+        if output == "free":
+            return {}
+        if output == "regex":
+            return {"regex": self.score_regex(_reason_budget(max_reason_chars, max_tokens, 12))}
+        if output == "json":
+            return {
+                "json_schema": self.score_schema(_reason_budget(max_reason_chars, max_tokens, 24))
+            }
+        raise ValueError(f"output: {output!r} is not one of {', '.join(OUTPUTS)}")
+
+
+def _reason_budget(max_reason_chars: int, max_tokens: int, overhead: int) -> int:
+    return max(1, min(max_reason_chars, max_tokens - overhead))
 
 
 RUBRICS: dict[str, Rubric] = {
@@ -67,6 +99,10 @@ RUBRICS: dict[str, Rubric] = {
         "Self-Alignment with Instruction Backtranslation",
     ),
 }
+
+# How a judgement is produced: free text (the papers), or constrained by structured outputs to
+# "<reasoning line>\nScore: N" (regex) or {"reasoning": ..., "score": N} (json).
+OUTPUTS = ("free", "regex", "json")
 
 COMPARE_TEMPLATE = shipped_template(__name__, "compare_cai").text
 OPTIONS = (" (A)", " (B)")
@@ -89,10 +125,16 @@ class Judgement:
 _SCORE = re.compile(r"score\s*:\s*\**\s*(-?\d+(?:\.\d+)?)\s*(?:/\s*\d+)?", re.IGNORECASE)
 
 
-def parse_judgement(text: str, rubric: Rubric) -> Judgement:
+def parse_judgement(text: str, rubric: Rubric, output: str = "free") -> Judgement:
     """The LAST "Score: N" of a judgement (the rubrics ask for it at the end); N must be within
-    the rubric's range. Anything else is a null score with the reason, never an exception."""
+    the rubric's range. ``output="json"``: the ``score`` of the JSON object, the text parse
+    as a fallback (a truncated object). Anything else is a null score with the reason, never
+    an exception."""
     text = text or ""
+    if output == "json":
+        j = _parse_json(text, rubric)
+        if j is not None:
+            return j
     matches = list(_SCORE.finditer(text))
     if not matches:
         why = "empty judgement" if not text.strip() else "no 'Score: <n>' in the judgement"
@@ -105,6 +147,35 @@ def parse_judgement(text: str, rubric: Rubric) -> Judgement:
             None, f"score {last.group(1)} outside {rubric.min_score}..{rubric.max_score}", reasoning
         )
     return Judgement(value, None, reasoning)
+
+
+def _parse_json(text: str, rubric: Rubric) -> Judgement | None:
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict) or "score" not in obj:
+        return None
+    value, reasoning = obj["score"], str(obj.get("reasoning") or "")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return Judgement(None, f"score {value!r} is not a number", reasoning)
+    if not rubric.min_score <= value <= rubric.max_score:
+        return Judgement(
+            None, f"score {value} outside {rubric.min_score}..{rubric.max_score}", reasoning
+        )
+    return Judgement(float(value), None, reasoning)
+
+
+def parse_counts(scores: list[float | None], rubric: str, output: str) -> dict[str, Any]:
+    """Parse-rate accounting of a judge call: samples judged, samples with a usable score."""
+    parsed = sum(s is not None for s in scores)
+    return {
+        "rubric": rubric,
+        "output": output,
+        "samples": len(scores),
+        "parsed": parsed,
+        "parse_rate": round(parsed / len(scores), 4) if scores else None,
+    }
 
 
 @dataclass

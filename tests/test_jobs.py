@@ -33,7 +33,8 @@ def test_job_validates_and_says_how_to_run(job):
     text = (REPO / job).read_text()
     assert text.startswith("#") and f"synth-ray run {job}" in text
     cfg = load_job_config(str(REPO / job))
-    assert cfg.model == "tiny"  # runs on a fresh machine as is
+    # runs on a fresh machine as is: a model built locally from installed packages
+    assert cfg.model in ("tiny", "smollm2-135m")
 
 
 def test_paper_defaults_in_full_size_jobs():

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from synth_ray.engines import build_engine
-from synth_ray.engines.vllm_worker_ext import PROBE_SUFFIXES, checksum_tensor
+from synth_ray.engines.vllm_worker_ext import checksum_tensor
 
 if TYPE_CHECKING:
     from synth_ray.engines import Engine, EngineConfig

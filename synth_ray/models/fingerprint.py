@@ -40,9 +40,18 @@ _META = (
 _MEMO: dict[tuple, str] = {}
 
 
+# Trainer state saved beside the weights (``training_args.bin`` holds the output path): not the
+# model's content.
+_NOT_WEIGHTS = ("training_args", "optimizer", "scheduler", "rng_state", "trainer_state")
+
+
 def _files(folder: Path) -> list[Path]:
     return sorted(
-        f for f in folder.iterdir() if f.is_file() and (f.name in _META or f.suffix in _WEIGHTS)
+        f
+        for f in folder.iterdir()
+        if f.is_file()
+        and (f.name in _META or f.suffix in _WEIGHTS)
+        and not f.name.startswith(_NOT_WEIGHTS)
     )
 
 

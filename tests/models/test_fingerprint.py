@@ -55,6 +55,7 @@ def test_retrained_in_place_changes_fingerprint_and_ids(folder):
 def test_tokenizer_is_part_of_identity_but_readme_is_not(folder):
     fp = F.folder_fingerprint(folder)
     (folder / "README.md").write_text("edited")
+    (folder / "training_args.bin").write_bytes(b"/some/output/path")  # trainer state
     assert F.folder_fingerprint(folder) == fp
     (folder / "tokenizer.json").write_text('{"v": 2}')
     _touch_later(folder / "tokenizer.json")

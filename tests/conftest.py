@@ -2,6 +2,11 @@
 
 Tests run real components: a local Ray cluster, vLLM on CPU, vLLM's OpenAI server, `ray start`
 + `ray job submit`. They share one tiny model, built locally with no network.
+
+Tiers (tests/README.md): a test that starts Ray, an engine, a server or a trainer is marked
+``slow`` plus its kind (``ray``, ``vllm``, ``train``, ``serve``, ``cluster``). The guard below
+fails an unmarked test that starts Ray, in this process or in a subprocess, so the fast tier
+(``pytest -m "not slow"``) stays fast.
 """
 
 from __future__ import annotations
@@ -17,6 +22,78 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+# The survey the methods are taken from is not shipped with the repository; tests that compare
+# prompts and rubrics against its text skip without it.
+SURVEY = REPO.parent / "shared" / "seed" / "synthetic-data-survey.txt"
+needs_survey = pytest.mark.skipif(
+    not SURVEY.exists(),
+    reason=f"compares against the survey text, not shipped with the repository ({SURVEY} absent)",
+)
+
+HEAVY = ("slow", "ray", "vllm", "train", "serve", "cluster")
+RAY_FIXTURES = ("ray_local", "scoring_service")
+
+
+def _mis_marked(item: pytest.Item, what: str) -> str:
+    return (
+        f"{item.nodeid} {what} but is not marked slow: mark it "
+        "`pytest.mark.slow` plus its kind (ray, vllm, train, serve or cluster); see tests/README.md"
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
+    """The fast-tier guard: an unmarked test may not start Ray.
+
+    In this process ``ray.init`` raises; a subprocess that starts Ray (``synth-ray run``, ``ray
+    start``) writes its session under a per-test ``RAY_TMPDIR``, which is checked at teardown.
+    """
+    if any(item.get_closest_marker(m) for m in HEAVY):
+        return (yield)
+    used = [f for f in RAY_FIXTURES if f in getattr(item, "fixturenames", ())]
+    if used:
+        pytest.fail(_mis_marked(item, f"uses the fixture {used[0]!r} (it starts Ray)"))
+    import tempfile
+
+    mp = pytest.MonkeyPatch()
+    item.stash[_GUARD] = mp
+    tmp = tempfile.mkdtemp(prefix="fast-tier-ray-")
+    mp.setenv("RAY_TMPDIR", tmp)
+    item.stash[_GUARD_TMP] = tmp
+    try:
+        import ray
+        import ray._private.worker as ray_worker
+    except ImportError:
+        return (yield)
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError(_mis_marked(item, "starts Ray (ray.init)"))
+
+    mp.setattr(ray, "init", refuse)
+    mp.setattr(ray_worker, "init", refuse)
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem):
+    try:
+        return (yield)
+    finally:
+        mp = item.stash.get(_GUARD, None)
+        tmp = item.stash.get(_GUARD_TMP, None)
+        if mp is not None:
+            mp.undo()
+        if tmp is not None:
+            import shutil
+
+            started = (Path(tmp) / "ray").exists()
+            shutil.rmtree(tmp, ignore_errors=True)
+            if started:
+                pytest.fail(_mis_marked(item, "started Ray in a subprocess"))
+
+
+_GUARD = pytest.StashKey[pytest.MonkeyPatch]()
+_GUARD_TMP = pytest.StashKey[str]()
 
 
 def free_port() -> int:

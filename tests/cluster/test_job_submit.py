@@ -36,7 +36,7 @@ import pytest
 from synth_ray.localcluster import kill_cluster
 from tests.conftest import REPO, free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.vllm]
 
 VENV_BIN = Path(sys.executable).parent
 RAY = str(VENV_BIN / "ray")

@@ -18,7 +18,7 @@ from synth_ray.stages.tokenizers import load_tokenizer
 
 from ..conftest import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 STYLES = ["easy", "medium", "hard", "qa"]
 REQUIRED = [

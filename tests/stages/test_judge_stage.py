@@ -8,8 +8,6 @@ import pytest
 from synth_ray.io.rejects import read_rejects
 from synth_ray.stages.judge import JudgeStageConfig, keep_scored, score_dataset
 
-pytestmark = pytest.mark.slow
-
 ROWS = [
     {"id": f"r{i}", "instruction": q, "input": inp, "output": a}
     for i, (q, inp, a) in enumerate(
@@ -38,6 +36,9 @@ def _accounted(kept, rejects):
     )
 
 
+@pytest.mark.slow
+@pytest.mark.serve
+@pytest.mark.vllm
 def test_judge_through_the_service(scoring_service, ray_local, tmp_path, monkeypatch):
     monkeypatch.setenv("SYNTH_RAY_SERVE_TOKEN", scoring_service.token)
     cfg = JudgeStageConfig(
@@ -61,6 +62,9 @@ def test_judge_through_the_service(scoring_service, ray_local, tmp_path, monkeyp
     assert {"instruction", "input", "output"} <= set(kept[0]) if kept else True
 
 
+@pytest.mark.slow
+@pytest.mark.serve
+@pytest.mark.vllm
 def test_reward_through_the_service_matches_in_process(
     scoring_service, ray_local, tmp_path, monkeypatch
 ):
@@ -83,6 +87,8 @@ def test_reward_through_the_service_matches_in_process(
     assert len(kept) == 3 and {x["reason"] for x in rejects} == {"judge_below_threshold"}
 
 
+@pytest.mark.slow
+@pytest.mark.ray
 def test_service_down_rows_become_rejects(ray_local, tmp_path):
     from tests.conftest import free_port
 
@@ -94,6 +100,8 @@ def test_service_down_rows_become_rejects(ray_local, tmp_path):
     )
 
 
+@pytest.mark.slow
+@pytest.mark.ray
 def test_job_rows_unscored_are_tried_again_on_the_rerun(ray_local, tmp_path):
     """``judge_rows`` (the jobs' judge: block): rows the service could not score become rejects,
     are not taken from the stored scores on the rerun, and are scored again then."""
@@ -119,6 +127,9 @@ def test_job_rows_unscored_are_tried_again_on_the_rerun(ray_local, tmp_path):
         assert {r["reason"] for r in rejects} == {"judge_unscored"}
 
 
+@pytest.mark.slow
+@pytest.mark.serve
+@pytest.mark.vllm
 def test_service_refuses_without_token(scoring_service, ray_local, tmp_path, monkeypatch):
     monkeypatch.delenv("SYNTH_RAY_SERVE_TOKEN", raising=False)
     cfg = JudgeStageConfig(url=scoring_service.url, scorer="reward", retries=0)
@@ -126,6 +137,8 @@ def test_service_refuses_without_token(scoring_service, ray_local, tmp_path, mon
     assert kept == [] and all("HTTP 401" in x["detail"] for x in rejects)
 
 
+@pytest.mark.slow
+@pytest.mark.vllm
 def test_judge_in_process_through_the_vllm_engine(ray_local, tiny_model, tmp_path):
     from synth_ray.engines import build_engine
     from synth_ray.models.resolve import resolve_model

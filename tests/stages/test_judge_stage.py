@@ -45,21 +45,35 @@ def test_judge_through_the_service(scoring_service, ray_local, tmp_path, monkeyp
         url=scoring_service.url,
         rubric="additive5",
         samples=2,
-        threshold=2.5,
         batch_size=4,
         concurrency=2,
     )
-    scored, kept, rejects = _run(ray_local.data.from_items(ROWS), cfg, tmp_path)
+    scored_ds = score_dataset(ray_local.data.from_items(ROWS), cfg).materialize()
+    scored = scored_ds.take_all()
     assert len(scored) == len(ROWS)
     for r in scored:  # the service's guided judge: every row scored, two samples each
         assert r["judge_model"] == "tiny" and len(r["judge_samples"]) == 2
         assert 0 <= r["judge_score"] <= 5
-    _accounted(kept, rejects)
-    assert all(r["judge_score"] >= 2.5 for r in kept)
-    assert all(
-        x["reason"] == "judge_below_threshold" and "< threshold 2.5" in x["detail"] for x in rejects
-    )
-    assert {"instruction", "input", "output"} <= set(kept[0]) if kept else True
+    # Thresholds from the scores themselves, so both sides are exercised whatever the tiny judge
+    # says: at the top score at least one row is kept (with its columns) and the rest rejected;
+    # above it every row is rejected with its score and the threshold in the detail.
+    scores = {r["id"]: r["judge_score"] for r in scored}
+    top = max(scores.values())
+    for threshold in (top, top + 0.5):
+        rejects_dir = str(tmp_path / f"rejects-{threshold:g}")
+        kept = keep_scored(scored_ds, threshold, rejects_dir).take_all()
+        rejects = read_rejects(rejects_dir).to_pylist()
+        _accounted(kept, rejects)
+        assert sorted(r["id"] for r in kept) == sorted(
+            k for k, v in scores.items() if v >= threshold
+        )
+        if threshold == top:
+            assert kept and all({"instruction", "input", "output"} <= set(r) for r in kept)
+        else:
+            assert kept == [] and len(rejects) == len(ROWS)
+        for x in rejects:
+            assert x["reason"] == "judge_below_threshold", x
+            assert x["detail"] == f"score {scores[x['id']]:.3g} < threshold {threshold:g}", x
 
 
 @pytest.mark.slow

@@ -148,6 +148,7 @@ def test_service_refuses_without_token(scoring_service, ray_local, tmp_path, mon
     monkeypatch.delenv("SYNTH_RAY_SERVE_TOKEN", raising=False)
     cfg = JudgeStageConfig(url=scoring_service.url, scorer="reward", retries=0)
     _, kept, rejects = _run(ray_local.data.from_items(ROWS), cfg, tmp_path)
+    _accounted(kept, rejects)  # every row rejected, none lost
     assert kept == [] and all("HTTP 401" in x["detail"] for x in rejects)
 
 

@@ -111,7 +111,7 @@ def tiny_model() -> str:
 
 @pytest.fixture(scope="session")
 def ray_local(tiny_model):
-    """One embedded Ray for the session (8 logical CPUs on 2 cores: see STACK.md)."""
+    """One embedded Ray for the session (8 logical CPUs on 2 cores: ``init_local_ray``)."""
     import ray
 
     from synth_ray.runner import init_local_ray

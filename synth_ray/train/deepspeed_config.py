@@ -4,9 +4,10 @@ Issue (training): "a ``deepspeed`` block (ZeRO stage 2/3, offload, bf16) that is
 trainer on GPU clusters", DeepSpeed on CPU too (``deepspeed.initialize`` with ZeRO stage 1 and 2,
 fp32, on DeepSpeed's CPU accelerator, was seen working here inside 2 Ray Train CPU workers), and
 "a DeepSpeed config that cannot work (a bad stage, bf16 where the device has none, offload
-options that conflict) is rejected with a clear message before workers start". The survey's preference-tuning recipes
-(Starling's reward model in "Distillation techniques", SPIN in "Self-improvement (aka
-non-distillation) techniques") train 7B models, which is where ZeRO-2/3 and offload matter.
+options that conflict) is rejected with a clear message before workers start". The survey's
+preference-tuning recipes (Starling's reward model in "Distillation techniques", SPIN in
+"Self-improvement (aka non-distillation) techniques") train 7B models, which is where ZeRO-2/3
+and offload matter.
 
 Two levels of checks, both on the driver:
 

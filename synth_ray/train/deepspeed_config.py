@@ -16,7 +16,8 @@ Two levels of checks, both on the driver:
   no offload at stage 0 (offload is part of ZeRO); ``nvme_path`` exactly when something is
   offloaded to ``nvme``. Errors are pydantic errors located at the offending field.
 - ``check_device(use_gpu, device_supports_bf16)`` (needs the scaling): bf16/fp16 on CPU (the CPU
-  path is fp32 only: DeepSpeed's CPU accelerator was only seen working in fp32), bf16 on a GPU without it, and any offload on CPU.
+  path is fp32 only: DeepSpeed's CPU accelerator was only seen working in fp32), bf16 on a GPU
+  without it, and any offload on CPU.
 
 Offload on CPU is rejected, not merely allowed: with DeepSpeed's CPU accelerator the
 parameters and optimizer state already live in host memory, so ``cpu`` offload only adds copies

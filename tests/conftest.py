@@ -41,6 +41,22 @@ def _mis_marked(item: pytest.Item, what: str) -> str:
     )
 
 
+def pytest_collection_modifyitems(config, items):
+    """``slow`` and a kind go together: a kind without ``slow`` would run in the fast tier, and
+    ``slow`` without a kind escapes ``-m vllm`` / ``-m "not cluster"`` selections."""
+    bad = []
+    for item in items:
+        slow = item.get_closest_marker("slow") is not None
+        kinds = [m for m in HEAVY[1:] if item.get_closest_marker(m)]
+        if slow != bool(kinds):
+            bad.append(f"{item.nodeid}: slow={slow}, kinds={kinds}")
+    if bad:
+        raise pytest.UsageError(
+            "tests marked slow need a kind (ray, vllm, train, serve, cluster) and vice versa:\n"
+            + "\n".join(bad)
+        )
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item):
     """The fast-tier guard: an unmarked test may not start Ray.

@@ -32,6 +32,8 @@ needs_survey = pytest.mark.skipif(
 
 HEAVY = ("slow", "ray", "vllm", "train", "serve", "cluster")
 RAY_FIXTURES = ("ray_local", "scoring_service")
+_GUARD = pytest.StashKey[pytest.MonkeyPatch]()
+_GUARD_TMP = pytest.StashKey[str]()
 
 
 def _mis_marked(item: pytest.Item, what: str) -> str:
@@ -106,10 +108,6 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem):
             shutil.rmtree(tmp, ignore_errors=True)
             if started:
                 pytest.fail(_mis_marked(item, "started Ray in a subprocess"))
-
-
-_GUARD = pytest.StashKey[pytest.MonkeyPatch]()
-_GUARD_TMP = pytest.StashKey[str]()
 
 
 def free_port() -> int:

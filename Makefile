@@ -1,6 +1,7 @@
 # synth-ray developer entry points. VENV names the virtual environment (default .venv).
 #   make demo   - install if needed, then run the main job (WRAP on the tiny model, local Ray)
-#   make test   - install if needed, then run the test suite
+#   make test   - install if needed, then run the whole test suite (what CI runs)
+#   make test-fast - the fast tier: no Ray, no engine, no server, no trainer (about a minute)
 #   make lint   - ruff: lint and format check (CI fails on either)
 #   make format - ruff: fix what can be fixed, format the tree
 #   make bench  - run the benchmarks (see benchmarks/README.md)
@@ -16,7 +17,7 @@ PYTEST_ARGS ?=
 # vLLM's CPU backend reserves 92% of memory for its KV cache unless told otherwise.
 export VLLM_CPU_KVCACHE_SPACE ?= 1
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test test-fast lint format bench clean
 
 install: $(STAMP)
 
@@ -36,6 +37,10 @@ demo: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Tiers: tests/README.md. The conftest guard fails any test here that starts Ray.
+test-fast: install
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -1,7 +1,7 @@
 """Benchmark: Self-Instruct's ROUGE-L novelty filter, rouge-score loop vs NoveltyIndex.
 
 1. Builds a pool of synthetic instruction-like texts (default 50,000; no network: seed
-   instructions from ``../shared/data/self_instruct_seed_tasks.jsonl`` are recombined
+   instructions from ``synth_ray/methods/self_instruct/seed_tasks.jsonl`` are recombined
    clause-wise with content words resampled from a Zipfian vocabulary, seeded RNG).
 2. For each candidate, times the way Self-Instruct scores a new instruction -- one
    ``scorer.score(candidate, pool_text)`` per pool text, then ``max(...) > 0.7`` -- against
@@ -45,7 +45,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from synth_ray.filters.novelty import NoveltyIndex, tokenize  # noqa: E402
 
-SEED_TASKS = ROOT / ".." / "shared" / "data" / "self_instruct_seed_tasks.jsonl"
+SEED_TASKS = (
+    ROOT / "synth_ray" / "methods" / "self_instruct" / "seed_tasks.jsonl"
+)  # the packaged copy
 STOPWORDS = set(
     [
         "a",

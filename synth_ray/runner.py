@@ -47,7 +47,7 @@ def init_local_ray(num_cpus: int | None = None, **kwargs: Any) -> None:
     - ``address="local"``: always a new Ray, never a cluster that ``ray start`` left running
       on this machine (plain ``ray.init()`` would attach to it).
     - 8 logical CPUs at least: on 2 cores a Ray Data LLM pipeline of several actor stages can
-      deadlock with fewer (STACK.md).
+      deadlock with fewer (seen with 4: four stage actors and a read task).
     - workers at nice 0 (``RAY_worker_niceness``, default 15): here the workers (the vLLM
       engine above all) do the job's work, and at nice 15 the driver and Ray's own daemons
       preempt them on a small machine (benchmarks/generation_overhead.py).

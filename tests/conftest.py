@@ -2,6 +2,11 @@
 
 Tests run real components: a local Ray cluster, vLLM on CPU, vLLM's OpenAI server, `ray start`
 + `ray job submit`. They share one tiny model, built locally with no network.
+
+Tiers (tests/README.md): a test that starts Ray, an engine, a server or a trainer is marked
+``slow`` plus its kind (``ray``, ``vllm``, ``train``, ``serve``, ``cluster``). The guard below
+fails an unmarked test that starts Ray, in this process or in a subprocess, so the fast tier
+(``pytest -m "not slow"``) stays fast.
 """
 
 from __future__ import annotations
@@ -17,6 +22,92 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+# The survey the methods are taken from is not shipped with the repository; tests that compare
+# prompts and rubrics against its text skip without it.
+SURVEY = REPO.parent / "shared" / "seed" / "synthetic-data-survey.txt"
+needs_survey = pytest.mark.skipif(
+    not SURVEY.exists(),
+    reason=f"compares against the survey text, not shipped with the repository ({SURVEY} absent)",
+)
+
+HEAVY = ("slow", "ray", "vllm", "train", "serve", "cluster")
+RAY_FIXTURES = ("ray_local", "scoring_service")
+_GUARD = pytest.StashKey[pytest.MonkeyPatch]()
+_GUARD_TMP = pytest.StashKey[str]()
+
+
+def _mis_marked(item: pytest.Item, what: str) -> str:
+    return (
+        f"{item.nodeid} {what} but is not marked slow: mark it "
+        "`pytest.mark.slow` plus its kind (ray, vllm, train, serve or cluster); see tests/README.md"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """``slow`` and a kind go together: a kind without ``slow`` would run in the fast tier, and
+    ``slow`` without a kind escapes ``-m vllm`` / ``-m "not cluster"`` selections."""
+    bad = []
+    for item in items:
+        slow = item.get_closest_marker("slow") is not None
+        kinds = [m for m in HEAVY[1:] if item.get_closest_marker(m)]
+        if slow != bool(kinds):
+            bad.append(f"{item.nodeid}: slow={slow}, kinds={kinds}")
+    if bad:
+        raise pytest.UsageError(
+            "tests marked slow need a kind (ray, vllm, train, serve, cluster) and vice versa:\n"
+            + "\n".join(bad)
+        )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
+    """The fast-tier guard: an unmarked test may not start Ray.
+
+    In this process ``ray.init`` raises; a subprocess that starts Ray (``synth-ray run``, ``ray
+    start``) writes its session under a per-test ``RAY_TMPDIR``, which is checked at teardown.
+    """
+    if any(item.get_closest_marker(m) for m in HEAVY):
+        return (yield)
+    used = [f for f in RAY_FIXTURES if f in getattr(item, "fixturenames", ())]
+    if used:
+        pytest.fail(_mis_marked(item, f"uses the fixture {used[0]!r} (it starts Ray)"))
+    import tempfile
+
+    mp = pytest.MonkeyPatch()
+    item.stash[_GUARD] = mp
+    tmp = tempfile.mkdtemp(prefix="fast-tier-ray-")
+    mp.setenv("RAY_TMPDIR", tmp)
+    item.stash[_GUARD_TMP] = tmp
+    try:
+        import ray
+        import ray._private.worker as ray_worker
+    except ImportError:
+        return (yield)
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError(_mis_marked(item, "starts Ray (ray.init)"))
+
+    mp.setattr(ray, "init", refuse)
+    mp.setattr(ray_worker, "init", refuse)
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem):
+    try:
+        return (yield)
+    finally:
+        mp = item.stash.get(_GUARD, None)
+        tmp = item.stash.get(_GUARD_TMP, None)
+        if mp is not None:
+            mp.undo()
+        if tmp is not None:
+            import shutil
+
+            started = (Path(tmp) / "ray").exists()
+            shutil.rmtree(tmp, ignore_errors=True)
+            if started:
+                pytest.fail(_mis_marked(item, "started Ray in a subprocess"))
 
 
 def free_port() -> int:
@@ -34,7 +125,7 @@ def tiny_model() -> str:
 
 @pytest.fixture(scope="session")
 def ray_local(tiny_model):
-    """One embedded Ray for the session (8 logical CPUs on 2 cores: see STACK.md)."""
+    """One embedded Ray for the session (8 logical CPUs on 2 cores: ``init_local_ray``)."""
     import ray
 
     from synth_ray.runner import init_local_ray

@@ -190,6 +190,8 @@ def _alpaca_text(example: dict) -> str:
     return template.format(**example) + example["output"]
 
 
+@pytest.mark.slow
+@pytest.mark.train
 def test_sft_trainer_trains_on_exports(run_dir, tmp_path, tiny_model):
     alpaca, chats = tmp_path / "alpaca.json", tmp_path / "messages.jsonl"
     export(str(run_dir), str(alpaca), "alpaca")

@@ -1,7 +1,7 @@
 """Exact, fast ROUGE-L novelty filter: the Self-Instruct diversity filter.
 
-Self-Instruct (Wang et al., 2022; section "Self-Improvement vs. Distillation" of
-``shared/seed/synthetic-data-survey.txt``) only adds a generated instruction to the task
+Self-Instruct (Wang et al., 2022; section "Self-Improvement vs. Distillation" of the survey
+the project follows, README.md) only adds a generated instruction to the task
 pool when its ROUGE-L with every instruction already in the pool is low: the survey says
 "less than 0.7", and the reference code (``self_instruct/bootstrap_instructions.py`` in
 yizhongw/self-instruct) rejects when ``max(rouge_scores) > 0.7``, so a score of exactly

@@ -1,12 +1,13 @@
 """The ``deepspeed`` block of a training job: validated up front, rendered for Hugging Face.
 
 Issue (training): "a ``deepspeed`` block (ZeRO stage 2/3, offload, bf16) that is passed to the
-trainer on GPU clusters", DeepSpeed on CPU too ("deepspeed.initialize with ZeRO stage 1 and 2
-(fp32) was seen working here inside 2 Ray Train CPU workers", STACK.md), and "a DeepSpeed config
-that cannot work (a bad stage, bf16 where the device has none, offload options that conflict) is
-rejected with a clear message before workers start". The survey's preference-tuning recipes
-(Starling's reward model in "Distillation techniques", SPIN in "Self-improvement (aka
-non-distillation) techniques") train 7B models, which is where ZeRO-2/3 and offload matter.
+trainer on GPU clusters", DeepSpeed on CPU too (``deepspeed.initialize`` with ZeRO stage 1 and 2,
+fp32, on DeepSpeed's CPU accelerator, was seen working here inside 2 Ray Train CPU workers), and
+"a DeepSpeed config that cannot work (a bad stage, bf16 where the device has none, offload
+options that conflict) is rejected with a clear message before workers start". The survey's
+preference-tuning recipes (Starling's reward model in "Distillation techniques", SPIN in
+"Self-improvement (aka non-distillation) techniques") train 7B models, which is where ZeRO-2/3
+and offload matter.
 
 Two levels of checks, both on the driver:
 
@@ -15,7 +16,8 @@ Two levels of checks, both on the driver:
   no offload at stage 0 (offload is part of ZeRO); ``nvme_path`` exactly when something is
   offloaded to ``nvme``. Errors are pydantic errors located at the offending field.
 - ``check_device(use_gpu, device_supports_bf16)`` (needs the scaling): bf16/fp16 on CPU (the CPU
-  path is fp32 only, per STACK.md), bf16 on a GPU without it, and any offload on CPU.
+  path is fp32 only: DeepSpeed's CPU accelerator was only seen working in fp32), bf16 on a GPU
+  without it, and any offload on CPU.
 
 Offload on CPU is rejected, not merely allowed: with DeepSpeed's CPU accelerator the
 parameters and optimizer state already live in host memory, so ``cpu`` offload only adds copies

@@ -36,7 +36,7 @@ import pytest
 from synth_ray.localcluster import kill_cluster
 from tests.conftest import REPO, free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.vllm]
 
 VENV_BIN = Path(sys.executable).parent
 RAY = str(VENV_BIN / "ray")
@@ -91,7 +91,7 @@ def _cluster_env(root: Path, token_path: Path, marker: str) -> dict:
         PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",  # the job's entrypoint: synth-ray
         RAY_AUTH_MODE="token",
         RAY_AUTH_TOKEN_PATH=str(token_path),
-        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",  # keep 127.0.0.1 (see STACK.md)
+        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",  # else Ray swaps 127.0.0.1 for the network address
         RAY_USAGE_STATS_ENABLED="0",
         VLLM_CPU_KVCACHE_SPACE="1",
         TOKENIZERS_PARALLELISM="false",

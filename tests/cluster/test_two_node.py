@@ -34,7 +34,7 @@ from tests.cluster.test_job_submit import (
 )
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.vllm]
 
 LOCAL_SH = REPO / "cluster" / "local.sh"
 LOCAL_MARKER_VAR = "SYNTH_RAY_LOCAL_CLUSTER"  # set by local.sh on every process of its cluster

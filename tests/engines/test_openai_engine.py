@@ -88,6 +88,7 @@ def _requests(kind: str, n: int, max_tokens: int = 12) -> pa.Table:
 
 
 @pytest.mark.slow
+@pytest.mark.vllm
 @pytest.mark.parametrize("kind", ["prompt", "messages"])
 def test_generates_through_ray_data(ray_local, vllm_server, kind):
     import ray.data
@@ -132,6 +133,7 @@ def test_generates_through_ray_data(ray_local, vllm_server, kind):
 
 
 @pytest.mark.slow
+@pytest.mark.vllm
 def test_preflight_fails_for_unknown_model(vllm_server):
     engine = build_engine(
         {"type": "openai", "base_url": vllm_server}, ResolvedModel("gpt-9", "gpt-9", "served")
@@ -141,6 +143,7 @@ def test_preflight_fails_for_unknown_model(vllm_server):
 
 
 @pytest.mark.slow
+@pytest.mark.vllm
 def test_wrap_job_through_openai_engine(ray_local, vllm_server, tmp_path):
     from synth_ray.runner import load_job_config, run_job
 
@@ -266,6 +269,7 @@ def test_json_schema_sent_as_response_format(scripted):
 
 
 @pytest.mark.slow
+@pytest.mark.vllm
 def test_alpaca_job_distils_from_an_endpoint(ray_local, vllm_server, tmp_path):
     """Distillation as the papers did it: the teacher is an OpenAI-compatible server (here
     vLLM's, on the tiny model); structured output travels as `response_format`."""

@@ -12,8 +12,6 @@ from synth_ray.engines import build_engine
 from synth_ray.engines.base import GENERATION_COLUMNS, SamplingConfig
 from synth_ray.models.resolve import ResolvedModel
 
-pytestmark = pytest.mark.slow
-
 SCHEMA = {
     "type": "object",
     "properties": {
@@ -33,6 +31,8 @@ def engine(tiny_model):
     )
 
 
+@pytest.mark.slow
+@pytest.mark.vllm
 def test_prompt_rows_mixed_sampling(ray_local, engine):
     import ray.data
 
@@ -91,6 +91,8 @@ def test_prompt_rows_mixed_sampling(ray_local, engine):
     assert bad["completion"] == "" and bad["tag"] == 300
 
 
+@pytest.mark.slow
+@pytest.mark.vllm
 def test_chat_messages_with_json_schema(ray_local, engine):
     """Chat template applied by ray.data.llm; JSON-schema constrained decoding (xgrammar)."""
     import ray.data

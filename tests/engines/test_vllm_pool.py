@@ -12,7 +12,7 @@ from synth_ray.engines import build_engine
 from synth_ray.engines.base import GENERATION_COLUMNS, SamplingConfig
 from synth_ray.models.resolve import ResolvedModel
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 SCHEMA = {
     "type": "object",

@@ -18,7 +18,7 @@ from tests.methods.jobs import (
     table,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 
 @pytest.fixture(scope="module")

@@ -20,12 +20,10 @@ from synth_ray.methods.self_instruct.parse import (
     parse_tasks_json,
 )
 
-from ..conftest import REPO, SHARED_DATA
+from ..conftest import REPO, SHARED_DATA, SURVEY, needs_survey
 
 FIXTURES = REPO / "tests" / "fixtures" / "completions"
-SURVEY = SHARED_DATA.parent / "seed" / "synthetic-data-survey.txt"
 PKG = REPO / "synth_ray" / "methods" / "self_instruct"
-needs_survey = pytest.mark.skipif(not SURVEY.exists(), reason="../shared/seed is absent")
 
 
 def fx(name: str) -> str:
@@ -38,7 +36,7 @@ def fx(name: str) -> str:
 def test_seed_tasks_is_a_byte_exact_copy_of_the_shared_file():
     shared = SHARED_DATA / "self_instruct_seed_tasks.jsonl"
     if not shared.exists():
-        pytest.skip("../shared/data is absent")
+        pytest.skip(f"the upstream copy {shared} is absent (not shipped with the repository)")
     assert (PKG / "seed_tasks.jsonl").read_bytes() == shared.read_bytes()
 
 

@@ -14,7 +14,7 @@ from tests.methods.jobs import (
     run_tiny,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 
 @pytest.fixture(scope="module")

@@ -21,10 +21,9 @@ from synth_ray.methods.unnatural.parse import (
     parse_reformulation_reason,
 )
 
-from ..conftest import REPO, SHARED_DATA
+from ..conftest import REPO, SURVEY, needs_survey
 
 FIXTURES = REPO / "tests" / "fixtures" / "completions"
-SURVEY = SHARED_DATA.parent / "seed" / "synthetic-data-survey.txt"
 
 
 def fx(name: str) -> str:
@@ -80,7 +79,7 @@ def _survey_figure() -> str:
     return "\n".join(out)
 
 
-@pytest.mark.skipif(not SURVEY.exists(), reason="../shared/seed is absent")
+@needs_survey
 def test_first_combination_is_the_survey_prompt(seeds):
     combos = U.seed_combinations(seeds)
     assert U.example_prompt(combos[0]) == _survey_figure()

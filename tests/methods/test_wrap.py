@@ -18,7 +18,7 @@ from synth_ray.stages.tokenizers import load_tokenizer
 
 from ..conftest import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 STYLES = ["easy", "medium", "hard", "qa"]
 REQUIRED = [
@@ -42,37 +42,24 @@ REQUIRED = [
 
 @pytest.fixture(scope="module")
 def docs_file(tmp_path_factory, c4_docs) -> tuple[Path, dict[int, str]]:
-    """20 real documents (one made long enough to need many chunks) and 6 bad rows."""
-    lines: list[bytes] = []
-    bad: dict[int, str] = {}
+    """20 real documents (one made long enough to need many chunks) and 6 bad rows in the middle;
+    returns the file and {line number: reject reason} of the bad rows."""
+    good: list[bytes] = []
     for i, doc in enumerate(c4_docs[:20]):
         if i == 3:
             doc = dict(doc, text=" ".join(d["text"] for d in c4_docs[20:26]))
-        lines.append(json.dumps(doc).encode())
-    for raw, reason in [
+        good.append(json.dumps(doc).encode())
+    bad_rows = [
         (b'{"id": "bad-json", "text": "unterminated', "malformed_json"),
         (b'{"id": "no-text", "body": "wrong field"}', "missing_text"),
         (b'{"id": "empty", "text": ""}', "empty_text"),
         (b'{"id": "latin1", "text": "na\xefve caf\xe9"}', "invalid_utf8"),
         (json.dumps({"id": "huge", "text": "word " * 10_000}).encode(), "too_large"),
         (b'"just a string"', "not_an_object"),
-    ]:
-        lines.insert(len(lines) // 2 + len(bad), raw)
-        bad[len(lines) // 2 + len(bad) - 1] = reason  # placeholder, recomputed below
-    bad = {}
-    for n, raw in enumerate(lines, start=1):
-        try:
-            obj = json.loads(raw.decode("utf-8"))
-            if isinstance(obj, dict) and str(obj.get("id")) in {"no-text", "empty", "huge"}:
-                bad[n] = {"no-text": "missing_text", "empty": "empty_text", "huge": "too_large"}[
-                    obj["id"]
-                ]
-            elif not isinstance(obj, dict):
-                bad[n] = "not_an_object"
-        except UnicodeDecodeError:
-            bad[n] = "invalid_utf8"
-        except json.JSONDecodeError:
-            bad[n] = "malformed_json"
+    ]
+    half = len(good) // 2
+    lines = good[:half] + [raw for raw, _ in bad_rows] + good[half:]
+    bad = {half + k + 1: reason for k, (_, reason) in enumerate(bad_rows)}  # 1-based lines
     path = tmp_path_factory.mktemp("wrap-in") / "docs.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     return path, bad

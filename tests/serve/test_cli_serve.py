@@ -37,6 +37,7 @@ def test_config_error_names_the_field_and_starts_nothing():
 
 
 @pytest.mark.slow
+@pytest.mark.serve  # judge=null: the reward model only, no vLLM
 def test_serve_cli_with_env_token():
     import shutil
     import tempfile

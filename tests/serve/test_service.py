@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serve, pytest.mark.vllm]  # judge: tiny vLLM
 
 PAIRS = [
     {"prompt": "What is the capital of France?", "response": "Paris is the capital of France."},

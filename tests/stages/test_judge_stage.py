@@ -8,8 +8,6 @@ import pytest
 from synth_ray.io.rejects import read_rejects
 from synth_ray.stages.judge import JudgeStageConfig, keep_scored, score_dataset
 
-pytestmark = pytest.mark.slow
-
 ROWS = [
     {"id": f"r{i}", "instruction": q, "input": inp, "output": a}
     for i, (q, inp, a) in enumerate(
@@ -38,29 +36,49 @@ def _accounted(kept, rejects):
     )
 
 
+@pytest.mark.slow
+@pytest.mark.serve
+@pytest.mark.vllm
 def test_judge_through_the_service(scoring_service, ray_local, tmp_path, monkeypatch):
     monkeypatch.setenv("SYNTH_RAY_SERVE_TOKEN", scoring_service.token)
     cfg = JudgeStageConfig(
         url=scoring_service.url,
         rubric="additive5",
         samples=2,
-        threshold=2.5,
         batch_size=4,
         concurrency=2,
     )
-    scored, kept, rejects = _run(ray_local.data.from_items(ROWS), cfg, tmp_path)
+    scored_ds = score_dataset(ray_local.data.from_items(ROWS), cfg).materialize()
+    scored = scored_ds.take_all()
     assert len(scored) == len(ROWS)
     for r in scored:  # the service's guided judge: every row scored, two samples each
         assert r["judge_model"] == "tiny" and len(r["judge_samples"]) == 2
         assert 0 <= r["judge_score"] <= 5
-    _accounted(kept, rejects)
-    assert all(r["judge_score"] >= 2.5 for r in kept)
-    assert all(
-        x["reason"] == "judge_below_threshold" and "< threshold 2.5" in x["detail"] for x in rejects
-    )
-    assert {"instruction", "input", "output"} <= set(kept[0]) if kept else True
+    # Thresholds from the scores themselves, so both sides are exercised whatever the tiny judge
+    # says: at the top score at least one row is kept (with its columns) and the rest rejected;
+    # above it every row is rejected with its score and the threshold in the detail.
+    scores = {r["id"]: r["judge_score"] for r in scored}
+    top = max(scores.values())
+    for threshold in (top, top + 0.5):
+        rejects_dir = str(tmp_path / f"rejects-{threshold:g}")
+        kept = keep_scored(scored_ds, threshold, rejects_dir).take_all()
+        rejects = read_rejects(rejects_dir).to_pylist()
+        _accounted(kept, rejects)
+        assert sorted(r["id"] for r in kept) == sorted(
+            k for k, v in scores.items() if v >= threshold
+        )
+        if threshold == top:
+            assert kept and all({"instruction", "input", "output"} <= set(r) for r in kept)
+        else:
+            assert kept == [] and len(rejects) == len(ROWS)
+        for x in rejects:
+            assert x["reason"] == "judge_below_threshold", x
+            assert x["detail"] == f"score {scores[x['id']]:.3g} < threshold {threshold:g}", x
 
 
+@pytest.mark.slow
+@pytest.mark.serve
+@pytest.mark.vllm
 def test_reward_through_the_service_matches_in_process(
     scoring_service, ray_local, tmp_path, monkeypatch
 ):
@@ -83,6 +101,8 @@ def test_reward_through_the_service_matches_in_process(
     assert len(kept) == 3 and {x["reason"] for x in rejects} == {"judge_below_threshold"}
 
 
+@pytest.mark.slow
+@pytest.mark.ray
 def test_service_down_rows_become_rejects(ray_local, tmp_path):
     from tests.conftest import free_port
 
@@ -94,6 +114,8 @@ def test_service_down_rows_become_rejects(ray_local, tmp_path):
     )
 
 
+@pytest.mark.slow
+@pytest.mark.ray
 def test_job_rows_unscored_are_tried_again_on_the_rerun(ray_local, tmp_path):
     """``judge_rows`` (the jobs' judge: block): rows the service could not score become rejects,
     are not taken from the stored scores on the rerun, and are scored again then."""
@@ -119,10 +141,14 @@ def test_job_rows_unscored_are_tried_again_on_the_rerun(ray_local, tmp_path):
         assert {r["reason"] for r in rejects} == {"judge_unscored"}
 
 
+@pytest.mark.slow
+@pytest.mark.serve
+@pytest.mark.vllm
 def test_service_refuses_without_token(scoring_service, ray_local, tmp_path, monkeypatch):
     monkeypatch.delenv("SYNTH_RAY_SERVE_TOKEN", raising=False)
     cfg = JudgeStageConfig(url=scoring_service.url, scorer="reward", retries=0)
     _, kept, rejects = _run(ray_local.data.from_items(ROWS), cfg, tmp_path)
+    _accounted(kept, rejects)  # every row rejected, none lost
     assert kept == [] and all("HTTP 401" in x["detail"] for x in rejects)
 
 
@@ -132,6 +158,8 @@ EIGHT = ROWS + [
 ]
 
 
+@pytest.mark.slow
+@pytest.mark.vllm
 def test_judge_in_process_through_the_vllm_engine(ray_local, tiny_model, tmp_path):
     """The default output (regex on the vllm engine): the random tiny model, which never writes
     "Score: N" by itself, returns a score in range for every sample of all 8 items."""

@@ -9,9 +9,7 @@ import re
 import pytest
 
 from synth_ray.stages import rubrics
-from tests.conftest import REPO
-
-SURVEY = REPO.parent / "shared" / "seed" / "synthetic-data-survey.txt"
+from tests.conftest import SURVEY, needs_survey
 
 ADDITIVE = rubrics.get_rubric("additive5")
 CURATION = rubrics.get_rubric("curation5")
@@ -22,7 +20,7 @@ def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-@pytest.mark.skipif(not SURVEY.exists(), reason="../shared/seed survey not present")
+@needs_survey
 @pytest.mark.parametrize(
     "rubric,first,last",
     [

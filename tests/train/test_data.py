@@ -70,6 +70,8 @@ def test_pad_collate():
     assert out["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
 
 
+@pytest.mark.slow
+@pytest.mark.ray
 def test_reads_alpaca_export_and_job_dataset(tmp_path, ray_local):
     from synth_ray.stages.records import write_dataset
     from synth_ray.train.data import read_training_rows

@@ -291,6 +291,8 @@ _HF_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
+@pytest.mark.train  # the training stack (DeepSpeed, accelerate state): ~15 s of imports
 def test_transformers_training_arguments_accept(tmp_path):
     """The real ``TrainingArguments(deepspeed=...)`` fills the "auto" batch sizes with no mismatch.
 

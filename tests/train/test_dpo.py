@@ -14,7 +14,7 @@ from synth_ray.runner import load_job_config, run_job
 
 from ..conftest import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.train]
 
 WORDS = [
     "red",

@@ -10,7 +10,7 @@ from synth_ray.runner import load_job_config, run_job
 
 from ..conftest import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.train]
 
 
 def test_pretrain_on_a_wrap_mix(ray_local, tmp_path, c4_docs):

@@ -12,8 +12,6 @@ from synth_ray.runner import load_job_config, run_job
 
 from ..conftest import REPO
 
-pytestmark = pytest.mark.slow
-
 ANSWERS = ["apple river stone", "blue cloud seven", "quiet lamp forest", "green door twelve"]
 
 
@@ -40,6 +38,8 @@ def sft_run(ray_local, tmp_path_factory):
     return root / "out", run_job(config), config
 
 
+@pytest.mark.slow
+@pytest.mark.train
 def test_loss_falls_and_the_failure_is_survived(sft_run):
     out, rec, _ = sft_run
     assert rec["status"] == "succeeded"
@@ -50,12 +50,17 @@ def test_loss_falls_and_the_failure_is_survived(sft_run):
     assert (out / "train" / ".failed_once").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.train
 def test_output_is_a_hugging_face_folder(sft_run):
     out, _, _ = sft_run
     names = {p.name for p in (out / "model").iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja"} <= names
 
 
+@pytest.mark.slow
+@pytest.mark.train
+@pytest.mark.vllm
 def test_vllm_loads_the_model_and_reproduces_the_answers(sft_run):
     import ray
 
@@ -87,6 +92,8 @@ def test_vllm_loads_the_model_and_reproduces_the_answers(sft_run):
     assert got == {str(i): a for i, a in enumerate(ANSWERS)}
 
 
+@pytest.mark.slow
+@pytest.mark.train
 def test_rerun_of_a_finished_job_trains_nothing(sft_run):
     out, _, config = sft_run
     again = run_job(config)
@@ -94,6 +101,8 @@ def test_rerun_of_a_finished_job_trains_nothing(sft_run):
     assert "skipped" in again["counts"]["training"]
 
 
+@pytest.mark.slow
+@pytest.mark.train
 def test_deepspeed_zero2_lowers_the_loss_like_ddp(ray_local, tmp_path, sft_run):
     """The same SFT under DeepSpeed ZeRO-2 (fp32, DeepSpeed's CPU accelerator, 2 workers)."""
     _, _, config = sft_run
@@ -124,6 +133,8 @@ def test_impossible_deepspeed_config_stops_before_any_work(tmp_path):
     assert not (tmp_path / "x").exists()  # nothing written, no Ray started for it
 
 
+@pytest.mark.slow
+@pytest.mark.train
 def test_rerun_after_a_failed_run_resumes_from_its_checkpoint(ray_local, tmp_path, sft_run):
     """No failures allowed: the run dies at step 50 (checkpoint at 40). The same command again
     resumes from step 40 and finishes."""
@@ -147,6 +158,8 @@ def test_rerun_after_a_failed_run_resumes_from_its_checkpoint(ray_local, tmp_pat
     )
 
 
+@pytest.mark.slow
+@pytest.mark.train
 def test_lora_trains_adapters_and_writes_a_merged_model(ray_local, tmp_path, sft_run, tiny_model):
     from transformers import AutoModelForCausalLM
 

@@ -152,6 +152,11 @@ def main() -> int:
     ap.add_argument("--codec", choices=["plain", "gzip", "zstd"], default="plain")
     ap.add_argument("--budget-mb", type=int, default=256)
     ap.add_argument("--dir", default="/tmp/read-memory")
+    ap.add_argument(
+        "--no-ray",
+        action="store_true",
+        help="read in this process with the reader alone (FileReader), peak RSS by getrusage",
+    )
     args = ap.parse_args()
 
     root = Path(args.dir)
@@ -169,6 +174,9 @@ def main() -> int:
 
     from synth_ray.io.readers import ReadOptions, read_documents
     from synth_ray.runner import init_local_ray
+
+    if args.no_ray:
+        return _in_process(path, root, raw_bytes, n_docs, args.budget_mb)
 
     init_local_ray(8, _temp_dir=str(root / "ray"))
     sampler = Sampler()
@@ -202,6 +210,54 @@ def main() -> int:
     import ray
 
     ray.shutdown()
+    shutil.rmtree(root, ignore_errors=True)
+    return 0 if ok else 1
+
+
+def _hwm() -> int:
+    """This process's peak resident memory (VmHWM: per address space, so not inherited from
+    the parent the way getrusage's ru_maxrss is across fork+exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _read_alone(path: str, rejects: str, out) -> None:
+    """Child process: imports, then the reader alone over the file; sends figures back."""
+    from synth_ray.io.readers import FileReader, ReadOptions, find_inputs
+
+    base = _hwm()
+    (file,) = find_inputs(path)
+    t0 = time.perf_counter()
+    count = batches = 0
+    for table in FileReader(file, ReadOptions(rejects_dir=rejects)).batches():
+        count += table.num_rows
+        batches += 1
+    peak = _hwm()
+    out.send((count, batches, time.perf_counter() - t0, base, peak))
+
+
+def _in_process(path: Path, root: Path, raw_bytes: int, n_docs: int, budget_mb: int) -> int:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")  # a fresh interpreter: its peak RSS is the reader's alone
+    recv, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_read_alone, args=(str(path), str(root / "rejects"), send))
+    child.start()
+    count, batches, read_s, base, peak = recv.recv()
+    child.join()
+    print(
+        f"read {count} documents in {read_s:.0f} s ({raw_bytes / 1e6 / read_s:.0f} MB/s), "
+        f"{batches} batches of documents"
+    )
+    print(
+        f"reader process peak RSS: {peak / 2**20:.0f} MiB (after imports: {base / 2**20:.0f} MiB)"
+    )
+    ok = count == n_docs and peak <= budget_mb * 2**20
+    print(f"budget {budget_mb} MiB: {'within' if ok else 'EXCEEDED or lost rows'}")
+    print(f"ratio={raw_bytes / peak:.1f}")
     shutil.rmtree(root, ignore_errors=True)
     return 0 if ok else 1
 

@@ -133,6 +133,7 @@ class FileReader:
         self.records = 0  # non-blank lines or rows seen
         self.codec: str | None = None
         self.rejects: list[dict] = []
+        self.schema = DOC_SCHEMA
 
     def batches(self) -> Iterator[pa.Table]:
         docs: list[dict] = []
@@ -140,16 +141,16 @@ class FileReader:
         try:
             for doc in self._parquet() if self.file.kind == "parquet" else self._jsonl():
                 docs.append(doc)
-                size += len(doc["text"])
+                size += len(doc.get("text") or "")
                 if len(docs) >= self.opts.batch_docs or size >= self.opts.batch_bytes:
-                    yield pa.Table.from_pylist(docs, schema=DOC_SCHEMA)
+                    yield pa.Table.from_pylist(docs, schema=self.schema)
                     docs, size = [], 0
             if not self.records:
                 self._reject("empty_file", None, None, "no records (empty or only blank lines)")
         except Exception as exc:  # any failure is this file's reject, not the job's
             self._file_failed(exc)
         if docs:
-            yield pa.Table.from_pylist(docs, schema=DOC_SCHEMA)
+            yield pa.Table.from_pylist(docs, schema=self.schema)
         self._flush()
 
     def _file_failed(self, exc: Exception) -> None:
@@ -213,14 +214,9 @@ class FileReader:
     def _parquet(self) -> Iterator[dict]:
         import pyarrow.parquet as pq
 
-        opts = self.opts
         with fs.open_raw(self.file.path) as raw:
             pf = pq.ParquetFile(raw)
-            names = pf.schema_arrow.names
-            if opts.text_field not in names:
-                detail = f"no '{opts.text_field}' column ({pf.metadata.num_rows} rows; "
-                raise FileProblem("missing_text_column", detail + f"columns: {names[:20]})")
-            cols = [opts.text_field] + ([opts.id_field] if opts.id_field in names else [])
+            cols = self._parquet_columns(pf)
             for rb in pf.iter_batches(batch_size=1024, columns=cols):
                 for obj in rb.to_pylist():
                     self.line += 1
@@ -228,6 +224,14 @@ class FileReader:
                     doc = self._check(obj, self.line, f"{self.file.name}:{self.line}")
                     if doc is not None:
                         yield doc
+
+    def _parquet_columns(self, pf) -> list[str] | None:
+        """The columns to read (None: all); a file without the text column is refused."""
+        names, opts = pf.schema_arrow.names, self.opts
+        if opts.text_field not in names:
+            detail = f"no '{opts.text_field}' column ({pf.metadata.num_rows} rows; "
+            raise FileProblem("missing_text_column", detail + f"columns: {names[:20]})")
+        return [opts.text_field] + ([opts.id_field] if opts.id_field in names else [])
 
     def _check(self, obj, line: int, fallback: str) -> dict | None:
         """The document of a parsed record, or None after recording its reject."""

@@ -137,19 +137,19 @@ class FileReader:
 
     def batches(self) -> Iterator[pa.Table]:
         docs: list[dict] = []
-        size = 0
+        size, yielded = 0, False
         try:
             for doc in self._parquet() if self.file.kind == "parquet" else self._jsonl():
                 docs.append(doc)
                 size += len(doc.get("text") or "")
                 if len(docs) >= self.opts.batch_docs or size >= self.opts.batch_bytes:
                     yield pa.Table.from_pylist(docs, schema=self.schema)
-                    docs, size = [], 0
+                    docs, size, yielded = [], 0, True
             if not self.records:
                 self._reject("empty_file", None, None, "no records (empty or only blank lines)")
         except Exception as exc:  # any failure is this file's reject, not the job's
             self._file_failed(exc)
-        if docs:
+        if docs or not yielded:  # an empty table keeps the schema when a file gives nothing
             yield pa.Table.from_pylist(docs, schema=self.schema)
         self._flush()
 

@@ -47,3 +47,15 @@ def test_one_file_spread_over_blocks(ray_local, tmp_path):
     assert blocks >= 4, blocks
     assert sorted(ids) == sorted(f"d{i}" for i in range(n))
     assert read_rejects(opts.rejects_dir).num_rows == 0
+
+
+def test_only_bad_files_give_an_empty_dataset_with_the_schema(ray_local, tmp_path):
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1")
+    (tmp_path / "lines.jsonl").write_bytes(b"not json\n")
+    opts = ReadOptions(rejects_dir=str(tmp_path / "rej"))
+    ds = read_documents(str(tmp_path), opts)
+    assert ds.count() == 0
+    assert ds.schema().names == ["doc_id", "text", "source", "line"]
+    reasons = sorted(r["reason"] for r in read_rejects(opts.rejects_dir).to_pylist())
+    assert reasons == ["bad_parquet", "empty_file", "malformed_json"]

@@ -66,8 +66,9 @@ def write_bytes(path: str, data: bytes) -> None:
 
 
 def read_bytes(path: str) -> bytes:
+    """The bytes as stored (no decompression by extension: see ``open_raw``)."""
     fs, p = filesystem(path)
-    with fs.open_input_stream(p) as f:
+    with fs.open_input_stream(p, compression=None) as f:
         return f.read()
 
 

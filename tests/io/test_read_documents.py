@@ -44,7 +44,7 @@ def test_one_file_spread_over_blocks(ray_local, tmp_path):
         ids = [r["doc_id"] for r in ds.select_columns(["doc_id"]).take_all()]
     finally:
         ctx.target_max_block_size = saved
-    assert blocks >= 4, blocks
+    assert blocks >= 3, blocks  # several blocks from one file
     assert sorted(ids) == sorted(f"d{i}" for i in range(n))
     assert read_rejects(opts.rejects_dir).num_rows == 0
 

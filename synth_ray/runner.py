@@ -115,10 +115,13 @@ def run_job(config: JobConfig) -> dict[str, Any]:
         with record.stage("rejects"):
             table = rejects_io.compact(layout.rejects)
         reasons: dict[str, int] = {}
-        for r in table.column("reason").to_pylist():
+        sources: dict[str, int] = {}
+        for r, s in zip(table.column("reason").to_pylist(), table.column("source").to_pylist()):
             reasons[r] = reasons.get(r, 0) + 1
+            sources[s] = sources.get(s, 0) + 1
         record.counts["rejected"] = table.num_rows
         record.counts["rejects_by_reason"] = reasons
+        record.counts["rejects_by_source"] = sources  # the input file (or stage) of each
         record.status = "succeeded"
     except BaseException as exc:
         record.status = "failed"

@@ -1,4 +1,5 @@
-"""Filesystem helpers over pyarrow.fs: local paths and URIs (s3://, gs://, ...) alike."""
+"""Filesystem helpers over pyarrow.fs: local paths and URIs alike (s3://, gs://, hdfs:// by
+pyarrow; any other scheme fsspec knows, e.g. memory://, http(s)://, through fsspec)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import posixpath
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 
@@ -24,9 +26,15 @@ def absolute(path: str) -> str:
 
 def filesystem(path: str) -> tuple[pafs.FileSystem, str]:
     path = absolute(path)
-    if is_uri(path):
+    if not is_uri(path):
+        return pafs.LocalFileSystem(), path
+    try:
         return pafs.FileSystem.from_uri(path)
-    return pafs.LocalFileSystem(), path
+    except pa.ArrowInvalid:  # a scheme pyarrow does not know: through fsspec
+        import fsspec
+
+        fsspec_fs, p = fsspec.core.url_to_fs(path)
+        return pafs.PyFileSystem(pafs.FSSpecHandler(fsspec_fs)), p
 
 
 def join(base: str, *parts: str) -> str:
@@ -58,18 +66,25 @@ def write_bytes(path: str, data: bytes) -> None:
 
 
 def read_bytes(path: str) -> bytes:
+    """The bytes as stored (no decompression by extension: see ``open_raw``)."""
     fs, p = filesystem(path)
-    with fs.open_input_stream(p) as f:
+    with fs.open_input_stream(p, compression=None) as f:
         return f.read()
 
 
-def list_files(path: str, suffixes: tuple[str, ...] | None = None) -> list[str]:
-    """Files under ``path`` (a file, a folder, or a local glob), sorted, hidden files skipped."""
-    if not is_uri(path) and any(ch in path for ch in "*?["):
-        import glob
+def open_raw(path: str):
+    """A seekable binary file of ``path``'s bytes as stored: no decompression by extension
+    (pyarrow's ``open_input_stream`` would decompress a ``.gz`` by its name; readers decide the
+    codec from the bytes, see ``synth_ray.io.lines``)."""
+    fs, p = filesystem(path)
+    return fs.open_input_file(p)
 
-        found = sorted(glob.glob(os.path.expanduser(path), recursive=True))
-        return [absolute(f) for f in found if os.path.isfile(f) and _ok(f, suffixes)]
+
+def list_files(path: str, suffixes: tuple[str, ...] | None = None) -> list[str]:
+    """Files under ``path`` (a file, a folder, or a glob, local or URI), sorted, hidden files
+    (names starting with ``.`` or ``_`` below ``path``) skipped."""
+    if any(ch in path for ch in "*?["):
+        return _glob(path, suffixes)
     fs, p = filesystem(path)
     info = fs.get_file_info(p)
     if info.type == pafs.FileType.NotFound:
@@ -86,6 +101,29 @@ def list_files(path: str, suffixes: tuple[str, ...] | None = None) -> list[str]:
         and _ok(i.path, suffixes)
     )
     return [prefix + f if prefix else f for f in files]
+
+
+def _glob(pattern: str, suffixes: tuple[str, ...] | None) -> list[str]:
+    if not is_uri(pattern):
+        import glob
+
+        found = sorted(glob.glob(os.path.expanduser(absolute_pattern(pattern)), recursive=True))
+        return [absolute(f) for f in found if os.path.isfile(f) and _ok(f, suffixes)]
+    import fsspec
+
+    fsspec_fs, p = fsspec.core.url_to_fs(pattern)
+    found = sorted(
+        f
+        for f in fsspec_fs.glob(p)
+        if not posixpath.basename(f).startswith((".", "_"))
+        and fsspec_fs.isfile(f)
+        and _ok(f, suffixes)
+    )
+    return [fsspec_fs.unstrip_protocol(f) for f in found]
+
+
+def absolute_pattern(pattern: str) -> str:
+    return pattern[len("file://") :] if pattern.startswith("file://") else pattern
 
 
 def _ok(path: str, suffixes: tuple[str, ...] | None) -> bool:

@@ -76,8 +76,11 @@ def test_load_seed_tasks_names_the_bad_line(tmp_path: Path):
     path.write_text(json.dumps({"id": "d", "instruction": "x"}) + "\n")
     with pytest.raises(ValueError, match=r"line 1: missing field 'name'"):
         P.load_seed_tasks(str(path))
-    path.write_text(good + "\n" + good + "\n")
-    assert [t["id"] for t in P.load_seed_tasks(str(path))] == ["a", "a"]
+    path.write_text(good + "\n" + good.replace('"a"', '"b"') + "\n")
+    assert [t["id"] for t in P.load_seed_tasks(str(path))] == ["a", "b"]
+    path.write_text(good + "\n" + good + "\n")  # two seeds under one id: defined as an error
+    with pytest.raises(ValueError, match=r"line 2: duplicate id 'a' \(first at line 1\)"):
+        P.load_seed_tasks(str(path))
 
 
 def test_license_file_names_source_and_license():

@@ -18,7 +18,8 @@ Named deviations, all options:
 
 Data flow, input file to Parquet::
 
-    read_documents (JSONL/Parquet; bad rows -> rejects/)
+    read_documents (JSONL plain or compressed, Parquet; streamed; bad files, rows and
+                    duplicate ids -> rejects/)
       -> chunk_documents (<= chunk_tokens tokens of the model's tokenizer)
       -> build_requests (one per chunk and style; stable ids)
       -> generate_pending (skip ids already done; engine; append to data/)

@@ -38,7 +38,8 @@ def _wrap_sampling() -> SamplingConfig:
 class WrapConfig(GenerationJobConfig):
     method: Literal["wrap"] = Field("wrap", description="WRAP rephrasing.")
     input: str | list[str] = Field(
-        description="Documents: JSONL (optionally .gz) or Parquet files, folders, globs or URIs."
+        description="Documents: JSONL (plain, .gz, .zst, .bz2 or .xz) or Parquet files, "
+        "folders, globs or URIs, mixed freely."
     )
     text_field: str = Field("text", description="Field holding a document's text.")
     id_field: str | None = Field(

@@ -62,7 +62,7 @@ class ScriptedEngine(Engine):
     name = "scripted"
 
     def __init__(self, script: Callable[[str], str], model: str = "scripted"):
-        super().__init__(ScriptedEngineConfig(), ResolvedModel(model, model, "tiny"))
+        super().__init__(ScriptedEngineConfig(), ResolvedModel(model, model, "served"))
         self.script = script
         self.calls = 0
         self.rows_sent = 0
@@ -86,7 +86,7 @@ def job_context(engine: Engine, out_dir, run_id: str | None = None):
     """A job context on ``out_dir`` with ``engine`` and a fresh run record (a new run id per call,
     as each ``synth-ray run`` has). The one place the stage tests build what the stages take."""
     from synth_ray.io.layout import OutputLayout
-    from synth_ray.methods.base import JobContext
+    from synth_ray.job import JobContext
     from synth_ray.runinfo import RunRecord
 
     layout = OutputLayout.at(str(out_dir))

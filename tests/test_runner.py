@@ -11,8 +11,7 @@ import pytest
 
 from synth_ray import runner
 from synth_ray.config import ConfigError
-from synth_ray.methods import METHODS, JobConfig
-from synth_ray.methods.base import Method
+from synth_ray.job import JOBS, Job, JobConfig, load_all_jobs
 from synth_ray.runner import load_job_config, run_job
 
 from .conftest import REPO
@@ -23,9 +22,9 @@ WRAP = {"method": "wrap", "input": str(REPO / "examples/c4_sample.jsonl")}
 def test_missing_method_field_lists_the_known_methods(tmp_path):
     with pytest.raises(ConfigError) as exc:
         load_job_config(data={"output_dir": str(tmp_path)})
-    known = ", ".join(METHODS.names())
+    known = ", ".join(load_all_jobs().names())
     assert str(exc.value) == f"config: field 'method' is required; known: {known}"
-    assert {"wrap", "self_instruct", "alpaca", "unnatural"} <= set(METHODS.names())
+    assert {"wrap", "self_instruct", "alpaca", "unnatural"} <= set(load_all_jobs().names())
 
 
 def test_unknown_method_names_the_file_and_lists_the_known_ones(tmp_path):
@@ -33,7 +32,7 @@ def test_unknown_method_names_the_file_and_lists_the_known_ones(tmp_path):
     path.write_text(f"method: wrpa\noutput_dir: {tmp_path / 'out'}\n")
     with pytest.raises(ConfigError) as exc:
         load_job_config(str(path))
-    known = ", ".join(METHODS.names())
+    known = ", ".join(load_all_jobs().names())
     assert str(exc.value) == f"{path}: field 'method': unknown method 'wrpa'; known: {known}"
 
 
@@ -57,14 +56,14 @@ def failing_method(monkeypatch):
     class FailingConfig(JobConfig):
         method: Literal["failing"] = "failing"
 
-    class Failing(Method):
+    class Failing(Job):
         config_cls = FailingConfig
 
         def run(self, ctx):
             ctx.record.counts["before_the_failure"] = 1
             raise RuntimeError("the method failed halfway")
 
-    monkeypatch.setitem(METHODS._items, "failing", Failing)
+    monkeypatch.setitem(JOBS._items, "failing", Failing)
     monkeypatch.setattr(runner, "init_ray", lambda config: None)  # the method needs no Ray
     return Failing
 

@@ -88,9 +88,9 @@ def test_hub_id_found_is_not_loaded(monkeypatch):
 
 def test_model_revision_of_a_local_folder_follows_its_weights(model_dir):
     first = model_revision(str(model_dir))
-    assert first.startswith("sha256:") and len(first) == len("sha256:") + 16
+    assert first.startswith("fp-") and len(first) == len("fp-") + 16  # its content fingerprint
     assert model_revision(str(model_dir)) == first  # stable
-    (model_dir / "tokenizer_config.json").write_text("{}")  # not a weight file: same revision
+    (model_dir / "README.md").write_text("notes")  # not part of the model: same revision
     assert model_revision(str(model_dir)) == first
     weights = model_dir / "model.safetensors"
     weights.write_bytes(weights.read_bytes() + b"\0" * 8)  # weights replaced (another size)

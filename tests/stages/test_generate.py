@@ -46,6 +46,14 @@ def healed_script(prompt: str) -> str:
     return f"answer to {prompt}"
 
 
+def _pending(ctx, ds):
+    return generate_pending(ctx.engine, ds, ctx.layout.data, ctx.run_id)
+
+
+def _rows(ctx, rows, out):
+    return generate_rows(ctx.engine, rows, out, ctx.run_id)
+
+
 def _data(ctx) -> dict[str, dict]:
     rows = read_parquet_dir(ctx.layout.data).to_pylist()
     ids = [r["id"] for r in rows]
@@ -56,7 +64,7 @@ def _data(ctx) -> dict[str, dict]:
 def test_done_missing_retried_and_final_errors(ray_local, tmp_path):
     engine = ScriptedEngine(first_script)
     ctx = job_context(engine, tmp_path)
-    s = generate_pending(ctx, ray_local.data.from_items(_requests()))
+    s = _pending(ctx, ray_local.data.from_items(_requests()))
     assert (s.requested, s.skipped_done, s.generated, s.errors) == (6, 0, 6, 3)
     assert s.prompt_tokens == 12 and s.completion_tokens == 3 * 4  # "answer to ok x": 4 words
     assert engine.calls == 1 and engine.rows_sent == 6
@@ -73,7 +81,7 @@ def test_done_missing_retried_and_final_errors(ray_local, tmp_path):
     # Rerun: only the retryable errors go to the engine; the invalid request counts as done.
     engine2 = ScriptedEngine(healed_script)
     ctx2 = job_context(engine2, tmp_path)
-    s2 = generate_pending(ctx2, ray_local.data.from_items(_requests()))
+    s2 = _pending(ctx2, ray_local.data.from_items(_requests()))
     assert (s2.requested, s2.skipped_done, s2.generated, s2.errors) == (6, 4, 2, 0)
     assert engine2.calls == 1 and engine2.rows_sent == 2
     data2 = _data(ctx2)  # the old error rows of the retried ids are gone: one row per id
@@ -87,18 +95,18 @@ def test_done_missing_retried_and_final_errors(ray_local, tmp_path):
 
     # A third run finds everything done and never calls the engine.
     engine3 = ScriptedEngine(healed_script)
-    s3 = generate_pending(job_context(engine3, tmp_path), ray_local.data.from_items(_requests()))
+    s3 = _pending(job_context(engine3, tmp_path), ray_local.data.from_items(_requests()))
     assert (s3.requested, s3.skipped_done, s3.generated) == (6, 6, 0) and engine3.calls == 0
 
 
 def test_a_retry_that_fails_again_stays_pending(ray_local, tmp_path):
     for _ in range(2):
         ctx = job_context(ScriptedEngine(first_script), tmp_path)
-        s = generate_pending(ctx, ray_local.data.from_items(_requests(["flaky-0", "ok-1"])))
+        s = _pending(ctx, ray_local.data.from_items(_requests(["flaky-0", "ok-1"])))
     assert (s.requested, s.skipped_done, s.generated, s.errors) == (3, 1, 2, 2)
     engine = ScriptedEngine(healed_script)
     ctx = job_context(engine, tmp_path)
-    s = generate_pending(ctx, ray_local.data.from_items(_requests(["flaky-0", "ok-1"])))
+    s = _pending(ctx, ray_local.data.from_items(_requests(["flaky-0", "ok-1"])))
     assert (s.skipped_done, s.generated, s.errors) == (1, 2, 0) and engine.rows_sent == 2
     table = read_parquet_dir(ctx.layout.data)
     flaky = table.filter(pc.equal(table.column("request_id"), "flaky-0")).to_pylist()
@@ -109,13 +117,13 @@ def test_a_retry_that_fails_again_stays_pending(ray_local, tmp_path):
 def test_generate_rows_returns_exactly_its_requests(ray_local, tmp_path):
     out = str(tmp_path / "data" / "stage")
     ctx = job_context(ScriptedEngine(first_script), tmp_path)
-    rows, s = generate_rows(ctx, _requests(["ok-0", "ok-1"]), out)
+    rows, s = generate_rows(ctx.engine, _requests(["ok-0", "ok-1"]), out, ctx.run_id)
     assert [r["id"] for r in rows] == ["ok-0-s0", "ok-0-s1", "ok-1"] and s.generated == 3
     # Overlapping requests in the same folder: the stored ok-1 is reused, flaky-0 generated;
     # only the rows of these requests come back, sorted by id, errors included.
     engine = ScriptedEngine(first_script)
-    rows, s = generate_rows(job_context(engine, tmp_path), _requests(["flaky-0", "ok-1"]), out)
+    rows, s = _rows(job_context(engine, tmp_path), _requests(["flaky-0", "ok-1"]), out)
     assert [r["id"] for r in rows] == ["flaky-0-s0", "flaky-0-s1", "ok-1"]
     assert [r["error"] for r in rows] == ["engine timeout", "engine timeout", None]
     assert (s.skipped_done, s.generated, s.errors) == (1, 2, 2) and engine.rows_sent == 2
-    assert generate_rows(ctx, [], out)[0] == []
+    assert generate_rows(ctx.engine, [], out, ctx.run_id)[0] == []

@@ -12,7 +12,7 @@ import pytest
 from synth_ray.engines.base import SamplingConfig
 from synth_ray.io.rejects import read_rejects
 from synth_ray.stages.records import request_id
-from synth_ray.stages.rounds import GenerationCounters, run_rounds
+from synth_ray.stages.rounds import StageIO, run_rounds
 from tests.scripted import ScriptedEngine, job_context
 
 STAGE = "items"
@@ -27,11 +27,12 @@ def echo(prompt: str) -> str:
 def _run(ctx, kept: list[str], *, target, keep_per_round, max_rounds=10, patience=2):
     """Rounds of PER_ROUND prompts (built from the round's seeded rng); ``accept`` keeps the
     first ``keep_per_round`` completions not kept yet and rejects the others."""
+    io = StageIO.of(ctx)
 
     def make_requests(rnd, rng):
         prompts = [f"round {rnd} item {k} draw {rng.randint(0, 999)}" for k in range(PER_ROUND)]
         return [
-            {"id": request_id(STAGE, p, SAMPLING), "prompt": p, "sampling": SAMPLING}
+            {"id": request_id(STAGE, p, SAMPLING, io.model_id), "prompt": p, "sampling": SAMPLING}
             for p in prompts
         ]
 
@@ -55,10 +56,8 @@ def _run(ctx, kept: list[str], *, target, keep_per_round, max_rounds=10, patienc
                 )
         return added, rejects
 
-    counters = GenerationCounters(ctx.record)
     run_rounds(
-        ctx,
-        counters,
+        io,
         stage=STAGE,
         target=target,
         have=lambda: len(kept),

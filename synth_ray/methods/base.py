@@ -7,6 +7,7 @@ from pydantic import Field
 
 from synth_ray.job import GenerationJobConfig, JobContext
 from synth_ray.stages.judge import JudgeStageConfig, judge_rows
+from synth_ray.stages.prompt import PROMPT_FORMAT_HELP, PromptFormat
 from synth_ray.stages.records import write_dataset
 
 
@@ -23,6 +24,7 @@ class RoundsJobConfig(GenerationJobConfig):
     patience: int = Field(
         10, ge=1, description="Stop after this many rounds in a row keep nothing new."
     )
+    prompt_format: PromptFormat = Field("auto", description=PROMPT_FORMAT_HELP)
     judge: JudgeStageConfig | None = Field(
         None,
         description="Judge the final rows and keep those scoring >= judge.threshold "

@@ -2,7 +2,8 @@
 
 Each round builds its prompts from what earlier rounds kept (a seeded ``random.Random`` per
 round, so the same history gives the same prompts), sends them through the engine in parallel
-(one Ray Dataset per round, on the run's long-lived engine pool), and hands the completions, in
+(one Ray Dataset per round, on the run's long-lived engine pool; through the model's chat
+template when the run's ``prompt_format`` resolved to chat), and hands the completions, in
 request-id order, to the method's ``accept`` which parses, filters and keeps. Completions are
 stored per round under ``data/<stage>/r<round>/``: a rerun replays finished rounds from disk
 (no engine call, no engine start) and goes on where the last run stopped.
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from synth_ray.io.rejects import write_rejects
 from synth_ray.stages.generate import GenerationStats, generate_rows
+from synth_ray.stages.prompt import as_chat_request
 from synth_ray.stages.records import request_id
 
 if TYPE_CHECKING:
@@ -57,13 +59,19 @@ class StageIO:
     run_id: str
     counters: GenerationCounters
     rejects: str
+    prompt_format: str = "raw"  # raw | chat: how the job sends prompts (apply_prompt_format)
 
     @classmethod
     def of(cls, ctx: JobContext, engine: Engine | None = None, root: str | None = None):
         """The job's own engine and folders (``engine``/``root`` override them)."""
         counters = GenerationCounters(ctx.record)
         return cls(
-            engine or ctx.engine, root or ctx.layout.root, ctx.run_id, counters, ctx.layout.rejects
+            engine or ctx.engine,
+            root or ctx.layout.root,
+            ctx.run_id,
+            counters,
+            ctx.layout.rejects,
+            ctx.prompt_format,
         )
 
     @property
@@ -85,12 +93,17 @@ def generate_stage(
     Returns request id -> its generation rows (one per sample, in sample order).
     """
     path = f"data/{stage}" + (f"/{subdir}" if subdir else "")
+    kind, original = "prompt", {}
+    if io.prompt_format == "chat":  # the same prompts through the model's chat template
+        chat = [as_chat_request(r) for r in requests]
+        original = {c["id"]: r["id"] for c, r in zip(chat, requests)}
+        requests, kind = chat, "messages"
     with io.counters.rec.stage("generate"):
-        out, stats = generate_rows(io.engine, requests, io.sub(path), io.run_id)
+        out, stats = generate_rows(io.engine, requests, io.sub(path), io.run_id, kind)
     io.counters.add(stage, stats)
     by_req: dict[str, list[dict]] = {}
     for r in sorted(out, key=lambda r: (r["request_id"], r["sample_index"])):
-        by_req.setdefault(r["request_id"], []).append(r)
+        by_req.setdefault(original.get(r["request_id"], r["request_id"]), []).append(r)
     return by_req
 
 

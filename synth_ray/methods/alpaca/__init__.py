@@ -11,7 +11,10 @@ and kept only when their ROUGE-L with every instruction in the pool (seeds + kep
 Defaults are the reference's (``prompts.SAMPLING``: temperature 1.0, top_p 1.0, 3072 tokens,
 stop at "20"). Named deviations, all options: ``requests_per_round`` (parallel prompts per
 round; the reference sends 5), ``structured_output.enabled`` (JSON records, for weak teachers),
-``patience``/``max_rounds``. Point ``engine`` at an OpenAI-compatible teacher
+``patience``/``max_rounds``, ``prompt_format`` (the paper sends its prompt as raw text to
+text-davinci-003's completion API: ``raw``; the default ``auto`` sends the same text as one user
+turn through the model's chat template when it has one, raw text for a base model; recorded in
+run.json, see ``synth_ray.stages.prompt``). Point ``engine`` at an OpenAI-compatible teacher
 (``engine.type: openai``) for distillation as the paper did, or at a local vLLM model.
 
 Data flow::

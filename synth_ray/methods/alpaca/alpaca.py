@@ -22,6 +22,7 @@ from synth_ray.methods.alpaca.parse import (
 from synth_ray.methods.base import RoundsJobConfig, write_instruction_dataset
 from synth_ray.methods.self_instruct.prompts import check_seed_tasks, load_seed_tasks
 from synth_ray.stages.novelty_stage import offer
+from synth_ray.stages.prompt import apply_prompt_format
 from synth_ray.stages.records import (
     error_reason,
     record_id,
@@ -92,6 +93,7 @@ class Alpaca(Job):
     def run(self, ctx: JobContext) -> None:
         cfg: AlpacaConfig = ctx.config  # type: ignore[assignment]
         rec = ctx.record
+        apply_prompt_format(ctx, cfg.prompt_format)
         tasks = load_seed_tasks(cfg.seed_tasks)
         seeds = [dict(ex, id=t["id"]) for t, ex in zip(tasks, P.seed_examples(tasks))]
         rec.counts["seed_tasks"] = len(seeds)

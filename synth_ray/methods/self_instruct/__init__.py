@@ -19,7 +19,12 @@ Defaults are the paper's (reference code yizhongw/self-instruct): 8 shots (2 mac
 per stage (``prompts.GENERATE_SAMPLING`` etc.), ROUGE-L 0.7, target 52k. Named deviations, all
 options: ``requests_per_round`` (prompts sent in parallel per round; the reference sends 5 at a
 time), ``drop_truncated: false``, ``structured_output.enabled`` (JSON records instead of free
-text, for weak models; the prompts stay the paper's), ``patience``/``max_rounds`` (stop rules).
+text, for weak models; the prompts stay the paper's), ``patience``/``max_rounds`` (stop rules),
+``prompt_format``: the paper sends its prompts as raw text to GPT-3 (a completion model), which
+``raw`` reproduces; the default ``auto`` follows the model, sending the same prompt text as one
+user turn through the model's chat template when it has one (the model-appropriate format for
+instruction-tuned models, which tend to answer raw text with nothing or loops), raw text for a
+base model (``synth_ray.stages.prompt``; the choice is in run.json).
 
 Data flow::
 

@@ -34,6 +34,7 @@ from synth_ray.methods.self_instruct.parse import (
 )
 from synth_ray.stages.novelty_stage import offer
 from synth_ray.stages.parse import json_object
+from synth_ray.stages.prompt import apply_prompt_format
 from synth_ray.stages.records import (
     error_reason,
     record_id,
@@ -158,6 +159,7 @@ class SelfInstruct(Job):
     def run(self, ctx: JobContext) -> None:
         cfg: SelfInstructConfig = ctx.config  # type: ignore[assignment]
         rec = ctx.record
+        apply_prompt_format(ctx, cfg.prompt_format)
         seeds = P.load_seed_tasks(cfg.seed_tasks)
         rec.counts["seed_tasks"] = len(seeds)
         gen = StageIO.of(ctx)

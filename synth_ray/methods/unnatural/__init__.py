@@ -15,7 +15,10 @@ reformulations (instruction with the input embedded, empty input, same output), 
 lineage (round, the 3 seed ids of its prompt, the request). Defaults are the paper's where it
 gives them (``prompts`` documents which values are ours). Named deviations, all options:
 ``requests_per_round``, ``structured_output.enabled`` (JSON for examples and reformulations),
-``reformulate: false``, ``patience``/``max_rounds``.
+``reformulate: false``, ``patience``/``max_rounds``, ``prompt_format`` (the paper sends raw
+text to text-davinci-002's completion API: ``raw``; the default ``auto`` sends the same text as
+one user turn through the model's chat template when it has one, raw text for a base model;
+recorded in run.json, see ``synth_ray.stages.prompt``).
 
 Data flow::
 

@@ -24,6 +24,7 @@ from synth_ray.methods.unnatural.parse import (
     parse_reformulation_reason,
 )
 from synth_ray.stages.parse import json_object
+from synth_ray.stages.prompt import apply_prompt_format
 from synth_ray.stages.records import (
     error_reason,
     record_id,
@@ -121,6 +122,7 @@ class Unnatural(Job):
     def run(self, ctx: JobContext) -> None:
         cfg: UnnaturalConfig = ctx.config  # type: ignore[assignment]
         rec = ctx.record
+        apply_prompt_format(ctx, cfg.prompt_format)
         seeds = P.load_seeds(cfg.seeds)
         combos = P.seed_combinations(seeds, cfg.shots, cfg.combinations, cfg.combination_seed)
         rec.counts["seeds"] = len(seeds)

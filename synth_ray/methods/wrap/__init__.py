@@ -7,10 +7,15 @@ terse and abstruse text, (iv) Q&A in conversational question-answering format, e
 1:1 (keeping the noisy web text's typos and style in the mix).
 
 Defaults are the paper's: the four style prompts of the survey verbatim (``templates/``, in the
-Vicuna chat format the survey shows, sent as a raw prompt), 300-token chunks, a 1:1 mix.
+Vicuna chat format the survey shows), 300-token chunks, a 1:1 mix.
 Named deviations, all options:
-- ``prompt_format: chat`` sends the same prompt as system + user messages through the model's
-  own chat template (for models not tuned on the Vicuna format).
+- ``prompt_format``: the paper sends the Vicuna-style text as a raw prompt (``raw``). The
+  default here, ``auto``, follows the model: a model with a chat template (every
+  instruction-tuned model, SmolLM2-135M-Instruct, the tiny test model) gets the same
+  instruction as system + user messages through its own template (``chat``), a base model the
+  raw text. Measured on SmolLM2-135M-Instruct: raw gave empty easy rephrasings and "A:\nA:..."
+  loops in the hard and Q&A styles; chat gave readable rephrasings in all four. The resolved
+  choice is in run.json (``prompt_format``) and in the request ids.
 - ``sampling``: the survey gives no sampling parameters for WRAP; the defaults here
   (temperature 0.7, top_p 0.9, max_tokens 512) are ours.
 - ``mix.real_to_synthetic``: the ratio of real to synthetic rows (1.0 = the paper's 1:1). The

@@ -17,7 +17,13 @@ from synth_ray.job import JOBS, GenerationJobConfig, Job, JobContext
 from synth_ray.models import ModelNotFoundError, resolve_model
 from synth_ray.stages.chunk import chunk_documents
 from synth_ray.stages.generate import generate_pending
-from synth_ray.stages.prompt import PromptTemplate, load_template
+from synth_ray.stages.prompt import (
+    PROMPT_FORMAT_HELP,
+    PromptFormat,
+    PromptTemplate,
+    apply_prompt_format,
+    load_template,
+)
 
 PAPER_STYLES = ["easy", "medium", "hard", "qa"]
 _TEMPLATES = __package__
@@ -68,8 +74,10 @@ class WrapConfig(GenerationJobConfig):
         default_factory=dict,
         description="Per-style template override (a file path or inline text with {text}).",
     )
-    prompt_format: Literal["raw", "chat"] = Field(
-        "raw", description="raw: the paper's Vicuna-format prompt as text; chat: as messages."
+    prompt_format: PromptFormat = Field(
+        "auto",
+        description=PROMPT_FORMAT_HELP + " raw sends the survey's Vicuna-format text (the paper's "
+        "way); chat sends it as system + user messages.",
     )
     sampling: SamplingConfig = Field(
         default_factory=_wrap_sampling, description="Sampling for the rephrasings."
@@ -169,6 +177,7 @@ class WRAP(Job):
         cfg: WrapConfig = ctx.config  # type: ignore[assignment]
         rec, layout = ctx.record, ctx.layout
         templates = {s: (t.name, t.text) for s, t in cfg.templates().items()}
+        fmt = apply_prompt_format(ctx, cfg.prompt_format, self.tokenizer_source(cfg))
 
         with rec.stage("read_chunk"):
             opts = ReadOptions(cfg.text_field, cfg.id_field, cfg.max_doc_bytes, layout.rejects)
@@ -184,18 +193,12 @@ class WRAP(Job):
                 "templates": templates,
                 "sampling": cfg.sampling.to_json(),
                 "model": ctx.model.fingerprint,
-                "prompt_format": cfg.prompt_format,
+                "prompt_format": fmt.resolved,
             },
             batch_format="pyarrow",
         )
         with rec.stage("generate"):
-            stats = generate_pending(
-                ctx.engine,
-                requests,
-                layout.data,
-                ctx.run_id,
-                "messages" if cfg.prompt_format == "chat" else "prompt",
-            )
+            stats = generate_pending(ctx.engine, requests, layout.data, ctx.run_id, fmt.input_kind)
         n_chunks = chunks.count()
         rec.counts.update(
             documents=len(chunks.unique("doc_id")) if n_chunks else 0,

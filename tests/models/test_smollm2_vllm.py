@@ -14,7 +14,8 @@ from synth_ray.runner import load_job_config, run_job
 
 from ..conftest import REPO
 
-pytestmark = pytest.mark.slow  # builds the real model (~40 s, once per cache folder)
+# builds the real model (~40 s, once per cache folder), then one vLLM engine on it
+pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 
 def test_built_folder(smollm2_model):
@@ -31,7 +32,6 @@ def test_built_folder(smollm2_model):
     assert "Apache License" in (folder / "LICENSE").read_text()
 
 
-@pytest.mark.vllm
 def test_one_wrap_chunk_in_four_styles(ray_local, smollm2_model, c4_docs, tmp_path):
     words = c4_docs[0]["text"].split()[:120]  # one chunk
     docs = tmp_path / "doc.jsonl"

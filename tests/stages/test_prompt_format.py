@@ -95,7 +95,7 @@ def test_as_chat_request_keeps_the_prompt_text_and_changes_the_id():
 def test_round_stage_sends_chat_and_maps_ids_back(fmt, monkeypatch):
     seen = {}
 
-    def echo(ctx, requests, out_dir, input_kind="prompt"):
+    def echo(engine, requests, out_dir, run_id, input_kind="prompt"):
         seen["kind"], seen["ids"] = input_kind, [r["id"] for r in requests]
         out = []
         for r in requests:
@@ -105,11 +105,11 @@ def test_round_stage_sends_chat_and_maps_ids_back(fmt, monkeypatch):
 
     monkeypatch.setattr(rounds, "generate_rows", echo)
     rec = SimpleNamespace(counts={}, tokens={"prompt": 0, "completion": 0}, stage=_nullstage)
-    ctx = SimpleNamespace(
-        prompt_format=fmt, record=rec, layout=SimpleNamespace(sub=lambda p: "/tmp/" + p)
+    io = rounds.StageIO(
+        None, "/tmp", "run", rounds.GenerationCounters(rec), "/tmp/rejects", prompt_format=fmt
     )
     reqs = [{"id": f"q{i}", "prompt": f"task {i}", "sampling": "{}"} for i in range(3)]
-    by_req = rounds.generate_stage(ctx, rounds.GenerationCounters(rec), "gen", reqs)
+    by_req = rounds.generate_stage(io, "gen", reqs)
     assert sorted(by_req) == ["q0", "q1", "q2"]  # the method's own ids, whatever the format
     assert [by_req[f"q{i}"][0]["completion"] for i in range(3)] == ["TASK 0", "TASK 1", "TASK 2"]
     if fmt == "chat":

@@ -99,10 +99,13 @@ def test_two_iterations_end_to_end(uninterrupted):
         assert m["status"] == "done"
         assert all(s["status"] == "done" for s in m["stages"].values())
         probe = m["probe"]
-        assert probe["ok"] and probe["tensors_compared"] >= 3 and probe["differs_from_parent"]
+        assert probe["ok"] and probe["tensors_compared"] >= 3
         assert probe["model"] == m["model_out"]["fingerprint"]
+        # the probe tells the new model from its parent exactly when their contents differ (a
+        # random judge may keep no augmented pair: then M_{t+1} trains on M_t's data, the same)
+        new = m["model_out"]["fingerprint"] != m["parent_model"]["fingerprint"]
+        assert probe["differs_from_parent"] == new
     assert m1["parent_model"]["fingerprint"] == m0["model_out"]["fingerprint"]
-    assert m0["parent_model"]["fingerprint"] != m0["model_out"]["fingerprint"]
     assert list(m0["stages"]) == [
         "seed_forward",
         "seed_backward",

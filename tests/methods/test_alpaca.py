@@ -102,8 +102,8 @@ def test_judge_stage_on_the_job_rows(first_run, tmp_path):
 
 def test_judge_stage_in_process_llm_judge(first_run, tmp_path):
     """``judge.rubric=curation5`` with no url: the rubric prompts go through the job's own vLLM
-    engine. The tiny random model writes no parseable "Score: N", so every row is unscored and
-    rejected with the parser's reason: none is lost, none is kept by accident."""
+    engine, constrained by default (output auto -> regex): the tiny random model, which never
+    writes "Score: N" by itself, is scored on every row; none is lost, none kept by accident."""
     src, _ = first_run
     out = tmp_path / "llm-judged"
     shutil.copytree(src, out)
@@ -113,7 +113,8 @@ def test_judge_stage_in_process_llm_judge(first_run, tmp_path):
     assert rec["status"] == "succeeded" and rec["engine_starts"] == 1  # the judge's generations
     j = rec["counts"]["judge"]
     assert j["rows"] == j["scored_now"] == 20
-    assert j["kept"] + j["unscored"] + j["below_threshold"] == 20
+    assert j["output"] == "regex" and (j["samples"], j["parsed"], j["parse_rate"]) == (20, 20, 1.0)
+    assert j["unscored"] == 0 and j["kept"] + j["below_threshold"] == 20
     kept = dataset(out)
     assert len(kept) == j["kept"] and all(r["extra"]["judge"]["score"] >= 4 for r in kept)
     judged = [r for r in rejects(out) if r["stage"] == "judge"]

@@ -240,26 +240,32 @@ def _judge_requests(batch: pa.Table, config: dict[str, Any], id_column: str) -> 
     c = JudgeStageConfig.model_validate(config)
     rubric = rubrics.get_rubric(c.rubric)
     rows = batch.to_pylist()
-    # Every row of the call carries the same constraint (the vllm engine needs all or none).
-    sampling = json.dumps(
-        {
-            "temperature": c.temperature,
-            "top_p": c.top_p,
-            "max_tokens": c.max_tokens,
-            "n": c.samples,
-            "seed": c.seed,
-            **rubric.constraint(c.output, c.max_tokens, c.max_reason_chars),
-        },
-        sort_keys=True,
-    )
     messages = [rubric.messages(*_pair(r, c)) for r in rows]
     ids = [str(r.get(id_column) or stable_hash(_pair(r, c))) for r in rows]
+
+    def sampling(row_id: str) -> str:
+        # Every row of the call carries the same constraint (the vllm engine needs all or none).
+        # A seeded judge seeds each row apart (seed + a hash of its id): one seed for all rows
+        # would draw the same random numbers for every judgement, correlating their scores.
+        seed = None if c.seed is None else (c.seed + int(stable_hash(row_id, length=8), 16)) % 2**31
+        return json.dumps(
+            {
+                "temperature": c.temperature,
+                "top_p": c.top_p,
+                "max_tokens": c.max_tokens,
+                "n": c.samples,
+                "seed": seed,
+                **rubric.constraint(c.output, c.max_tokens, c.max_reason_chars),
+            },
+            sort_keys=True,
+        )
+
     # The judged row travels with its request as JSON (its columns may clash with the engine's).
     out = pa.table(
         {
             "id": ids,
             "messages": messages,
-            "sampling": [sampling] * len(rows),
+            "sampling": [sampling(i) for i in ids],
             "judged_row": [json.dumps(r, default=str) for r in rows],
         }
     )

@@ -121,7 +121,8 @@ def _status(pid: int) -> dict[str, int]:
 
 
 class Sampler(threading.Thread):
-    """Peak RssAnon / VmRSS per Ray worker process (``ray::`` in its command line)."""
+    """Peak RssAnon / VmRSS per Ray worker process (``ray::`` in its command line) started by
+    this driver's embedded Ray (its descendants)."""
 
     def __init__(self):
         super().__init__(daemon=True)
@@ -132,8 +133,13 @@ class Sampler(threading.Thread):
     def run(self):
         import psutil
 
-        while not self.stop.is_set():
-            for p in psutil.process_iter(["pid", "cmdline"]):
+        me = psutil.Process()
+        while not self.stop.is_set():  # this driver's embedded Ray only, not other sessions'
+            for p in me.children(recursive=True):
+                try:
+                    p.info = {"pid": p.pid, "cmdline": p.cmdline()}
+                except psutil.Error:
+                    continue
                 cmd = " ".join(p.info["cmdline"] or [])
                 if not cmd.startswith("ray::") and "default_worker.py" not in cmd:
                     continue

@@ -26,28 +26,25 @@ JOB = REPO / "jobs" / "tiny" / "backtranslation.yaml"
 MARK = "SYNTH_RAY_TEST_LOOP"
 
 
-def _cli(out: Path, *extra: str) -> subprocess.Popen:
+def _cli(out: Path) -> subprocess.Popen:
+    """The job as ``synth-ray run`` in a process of its own, its output to a log file (a pipe
+    nobody reads while the test waits would fill up and block the job)."""
     env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", PYTHONPATH=str(REPO))
     env[MARK] = str(out)  # Ray's workers inherit it: what the kill finds them by
     env.pop("RAY_ADDRESS", None)
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "synth_ray.cli",
-            "run",
-            str(JOB),
-            "--set",
-            f"output_dir={out}",
-            *extra,
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    log = out.parent / f"{out.name}-run{len(list(out.parent.glob(out.name + '-run*.log')))}.log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "synth_ray.cli", "run", str(JOB), "--set", f"output_dir={out}"],
+            cwd=REPO,
+            env=env,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    proc.log, proc.marker = log, str(out)
+    return proc
 
 
 def _manifest(out: Path, t: int) -> dict:
@@ -59,11 +56,20 @@ def _stage(out: Path, t: int, name: str) -> str | None:
     return ((_manifest(out, t).get("stages") or {}).get(name) or {}).get("status")
 
 
+def _tail(proc: subprocess.Popen) -> str:
+    return proc.log.read_text(errors="replace")[-4000:]
+
+
+def _finish(proc: subprocess.Popen, timeout_s: float = 1500) -> None:
+    proc.wait(timeout=timeout_s)
+    assert proc.returncode == 0, _tail(proc)
+
+
 def _kill_when(proc: subprocess.Popen, ready, timeout_s: float = 900) -> None:
     t0 = time.time()
     while not ready():
         if proc.poll() is not None:
-            pytest.fail(f"the job ended before the kill point:\n{proc.stdout.read()[-3000:]}")
+            pytest.fail(f"the job ended before the kill point:\n{_tail(proc)}")
         if time.time() - t0 > timeout_s:
             os.killpg(proc.pid, signal.SIGKILL)
             pytest.fail("the kill point was never reached")
@@ -72,7 +78,7 @@ def _kill_when(proc: subprocess.Popen, ready, timeout_s: float = 900) -> None:
     # the group but keep the marker in their environment)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    left = kill_cluster([proc.pid], marker=proc.args[-1].removeprefix("output_dir="), var=MARK)
+    left = kill_cluster([proc.pid], marker=proc.marker, var=MARK)
     assert not left, f"processes of the killed run left: {left}"
 
 
@@ -84,9 +90,7 @@ def _rows(path: Path, cols=("id",)) -> list[tuple]:
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     out = tmp_path_factory.mktemp("bt") / "run"
-    proc = _cli(out)
-    log, _ = proc.communicate(timeout=1500)
-    assert proc.returncode == 0, log[-4000:]
+    _finish(_cli(out))
     return out
 
 
@@ -157,9 +161,7 @@ def test_killed_between_and_inside_stages_resumes(uninterrupted, tmp_path):
         ),
     )
     # 3: runs to the end
-    proc = _cli(out)
-    log, _ = proc.communicate(timeout=1500)
-    assert proc.returncode == 0, log[-4000:]
+    _finish(_cli(out))
     m0, m1 = _manifest(out, 0), _manifest(out, 1)
     assert m0["status"] == m1["status"] == "done" and m1["probe"]["ok"]
     # no finished stage redone: stages done by run 1 kept their run id and a single attempt

@@ -112,3 +112,38 @@ def test_probe_fails_on_dtype_or_shape_or_missing_tensor():
 
 def test_probe_says_when_parent_weights_are_identical():
     assert compare([NEW], NEW, dict(NEW))["differs_from_parent"] is False
+
+
+class _Engine:
+    def __init__(self):
+        self.closed = False
+        self.starts = 1
+
+    def close(self):
+        self.closed = True
+
+
+def test_restart_frees_the_engines_before_training():
+    from synth_ray.engines.vllm_engine import VLLMEngineConfig
+    from synth_ray.loops.swap import ServedModel
+
+    served = ServedModel(VLLMEngineConfig(), mode="restart")
+    engine = served.engine = _Engine()
+    served.before_training({"num_workers": 2, "use_gpu": True})
+    assert engine.closed and served.engine is None and served.starts == 1
+
+
+def test_reload_fails_clearly_when_the_cluster_cannot_hold_both(monkeypatch):
+    import ray
+
+    from synth_ray.engines.vllm_engine import VLLMEngineConfig
+    from synth_ray.loops.swap import ServedModel, SwapError
+
+    cfg = VLLMEngineConfig(device="gpu", replicas=2, num_gpus=1.0)
+    served = ServedModel(cfg, mode="reload")
+    served.engine = _Engine()
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 16.0, "GPU": 4.0})
+    served.before_training({"num_workers": 2, "use_gpu": True})  # 2 + 2 GPUs: fits
+    assert not served.engine.closed
+    with pytest.raises(SwapError, match=r"GPU: need 5, cluster has 4.*swap: restart"):
+        served.before_training({"num_workers": 3, "use_gpu": True})

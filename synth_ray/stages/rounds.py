@@ -103,7 +103,8 @@ def generate_stage(
     io.counters.add(stage, stats)
     by_req: dict[str, list[dict]] = {}
     for r in sorted(out, key=lambda r: (r["request_id"], r["sample_index"])):
-        by_req.setdefault(original.get(r["request_id"], r["request_id"]), []).append(r)
+        rid = original.get(r["request_id"], r["request_id"])  # the method's own request id
+        by_req.setdefault(rid, []).append({**r, "request_id": rid})
     return by_req
 
 

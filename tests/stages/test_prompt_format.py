@@ -111,6 +111,7 @@ def test_round_stage_sends_chat_and_maps_ids_back(fmt, monkeypatch):
     reqs = [{"id": f"q{i}", "prompt": f"task {i}", "sampling": "{}"} for i in range(3)]
     by_req = rounds.generate_stage(io, "gen", reqs)
     assert sorted(by_req) == ["q0", "q1", "q2"]  # the method's own ids, whatever the format
+    assert all(g["request_id"] == k for k, gens in by_req.items() for g in gens)
     assert [by_req[f"q{i}"][0]["completion"] for i in range(3)] == ["TASK 0", "TASK 1", "TASK 2"]
     if fmt == "chat":
         assert seen == {"kind": "messages", "ids": ["q0-chat", "q1-chat", "q2-chat"]}

@@ -114,6 +114,9 @@ def test_service_down_rows_become_rejects(ray_local, tmp_path):
     )
 
 
+ROW_COUNTS = ("rows", "scored_now", "from_cache", "kept", "unscored", "below_threshold")
+
+
 @pytest.mark.slow
 @pytest.mark.ray
 def test_job_rows_unscored_are_tried_again_on_the_rerun(ray_local, tmp_path):
@@ -128,7 +131,7 @@ def test_job_rows_unscored_are_tried_again_on_the_rerun(ray_local, tmp_path):
         kept, counts = judge_rows(
             rows, cfg, None, str(tmp_path / "judge"), str(tmp_path / "rejects")
         )
-        assert kept == [] and counts == {
+        assert kept == [] and {k: counts[k] for k in ROW_COUNTS} == {
             "rows": 6,
             "scored_now": 6,
             "from_cache": 0,
@@ -136,6 +139,7 @@ def test_job_rows_unscored_are_tried_again_on_the_rerun(ray_local, tmp_path):
             "unscored": 6,
             "below_threshold": 0,
         }
+        assert counts["output"] == "service" and counts["parsed"] == 0
         rejects = read_rejects(str(tmp_path / "rejects")).to_pylist()
         assert sorted(r["id"] for r in rejects) == [r["id"] for r in ROWS]  # once each, not twice
         assert {r["reason"] for r in rejects} == {"judge_unscored"}

@@ -110,7 +110,20 @@ class VLLMEngineConfig(EngineConfig):
     enforce_eager: bool | None = Field(
         None, description="Skip graph compilation. Default: true on CPU (saves 30-60 s a start)."
     )
-    dtype: str = Field("auto", description="Model dtype passed to vLLM.")
+    dtype: str = Field(
+        "auto",
+        description="Model dtype passed to vLLM. auto: the model's own, except on a CPU "
+        "without bf16/fp16 instructions (no avx512_bf16 or amx_bf16), where half-precision "
+        "weights run as float32: about 1.8x faster there (benchmarks/README.md).",
+    )
+    cpu_threads: Literal["auto", "vllm"] = Field(
+        "auto",
+        description="CPU only: how a replica's compute threads take cores. auto: one replica "
+        "binds one thread to every core of its node (vLLM reserves a core for its scheduler "
+        "otherwise, half the machine on 2 cores: about 1.9x slower); several replicas leave "
+        "binding to the OS with num_cpus threads each (vLLM's binding puts every replica on "
+        "the same cores). vllm: vLLM's own binding (VLLM_CPU_OMP_THREADS_BIND=auto).",
+    )
     kv_cache_space_gb: int = Field(
         1, ge=1, description="CPU only: VLLM_CPU_KVCACHE_SPACE, the KV cache size in GiB."
     )
@@ -171,6 +184,10 @@ class VLLMEngine(Engine):
             # ray.data.llm's default bundle asks for a GPU and would wait forever on CPU nodes.
             bundles = [{"CPU": c.num_cpus}] * c.tensor_parallel_size
             env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(c.kv_cache_space_gb))
+            if c.cpu_threads == "auto":
+                _cpu_thread_env(env, c.replicas, c.num_cpus)
+            if c.dtype == "auto" and not cpu_has_half_precision():
+                engine_kwargs["dtype"] = "float32"
             # Seeded requests crash the CPU backend when their prefill is split (see above).
             engine_kwargs.setdefault("enable_chunked_prefill", False)
             accelerator = None
@@ -295,6 +312,26 @@ class VLLMEngine(Engine):
         pool = self._started_pool()
         ray.get([h.reload.remote(model.source) for h in pool.handles])
         self.model = model
+
+
+def _cpu_thread_env(env: dict[str, str], replicas: int, num_cpus: float) -> None:
+    """Thread settings for vLLM CPU replicas (measured: benchmarks/README.md, "CPU threads")."""
+    if replicas == 1:
+        env.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")  # compute on every core
+    else:
+        env.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+        env.setdefault("OMP_NUM_THREADS", str(max(1, int(num_cpus))))
+
+
+def cpu_has_half_precision(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU computes in bf16 natively (else vLLM emulates it, about 1.8x slower
+    than float32 here). Unknown (no /proc/cpuinfo): assume it does."""
+    try:
+        with open(cpuinfo) as f:
+            flags = f.read()
+    except OSError:
+        return True
+    return any(flag in flags for flag in ("avx512_bf16", "amx_bf16"))
 
 
 def _pool_batch_size(c: VLLMEngineConfig, num_rows: int | None) -> int:

@@ -93,3 +93,32 @@ def test_pool_batch_size_spreads_small_datasets():
     assert _pool_batch_size(c, 12) == 3  # 4 batches: 2 in flight on each replica
     assert _pool_batch_size(c, 1) == 1
     assert _pool_batch_size(c, 100_000) == 256
+
+
+def test_cpu_threads_and_dtype(monkeypatch, tmp_path):
+    """One CPU replica computes on every core; several leave binding to the OS; half-precision
+    weights run as float32 on a CPU without bf16 instructions (benchmarks/README.md)."""
+    from synth_ray.engines import vllm_engine
+
+    has_half = vllm_engine.cpu_has_half_precision
+    monkeypatch.setattr(vllm_engine, "_without_job_env", lambda env: env)
+    monkeypatch.setattr(vllm_engine, "cpu_has_half_precision", lambda *a: False)
+    kw, _, _, env = _engine(device="cpu").engine_setup()
+    assert env["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0" and kw["dtype"] == "float32"
+    _, _, _, env = _engine(device="cpu", replicas=2, num_cpus=1).engine_setup()
+    assert env["VLLM_CPU_OMP_THREADS_BIND"] == "nobind" and env["OMP_NUM_THREADS"] == "1"
+    kw, _, _, env = _engine(device="cpu", cpu_threads="vllm", dtype="bfloat16").engine_setup()
+    assert kw["dtype"] == "bfloat16" and not {
+        "VLLM_CPU_NUM_OF_RESERVED_CPU",
+        "OMP_NUM_THREADS",
+    } & set(env)
+    monkeypatch.setattr(vllm_engine, "cpu_has_half_precision", lambda *a: True)
+    assert _engine(device="cpu").engine_setup()[0]["dtype"] == "auto"
+    kw, _, _, env = _engine(device="gpu").engine_setup()
+    assert kw["dtype"] == "auto" and "VLLM_CPU_NUM_OF_RESERVED_CPU" not in env
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("flags : fpu avx2 avx512f avx512_vnni\n")
+    assert has_half(str(info)) is False
+    info.write_text("flags : fpu avx512f avx512_bf16 amx_tile\n")
+    assert has_half(str(info)) is True

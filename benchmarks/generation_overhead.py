@@ -87,6 +87,7 @@ def engine_config(a) -> dict:
         "max_num_seqs": a.max_num_seqs,
         "max_concurrent_batches": a.max_concurrent_batches,
         "max_model_len": 2048,
+        "cpu_threads": a.cpu_threads,
     }
 
 
@@ -117,6 +118,40 @@ def run_bare(a) -> dict:
     outs = llm.generate(make_prompts(a.prompts), sp, use_tqdm=False)
     dt = time.perf_counter() - t
     toks = sum(len(o.outputs[0].token_ids) for o in outs)
+    return {"tokens": toks, "seconds": dt, "tokens_per_s": toks / dt, "wall_s": dt}
+
+
+def run_bare_async(a) -> dict:
+    """vLLM's async engine (what ray.data.llm and the pool hold), every prompt submitted at
+    once, final outputs only: tells the frontend (``LLM`` vs ``AsyncLLM``) from the pipeline."""
+    import asyncio
+
+    from vllm import AsyncEngineArgs, AsyncLLMEngine, SamplingParams
+    from vllm.sampling_params import RequestOutputKind
+
+    engine = AsyncLLMEngine.from_engine_args(AsyncEngineArgs(model=a.model, **engine_args(a)))
+    sp = SamplingParams(
+        temperature=0.0,
+        max_tokens=a.max_tokens,
+        ignore_eos=True,
+        output_kind=RequestOutputKind.FINAL_ONLY,
+    )
+
+    async def one(i: int, prompt: str) -> int:
+        final = None
+        async for out in engine.generate(prompt, sp, f"r{i}"):
+            final = out
+        return len(final.outputs[0].token_ids)
+
+    async def run(prompts: list[str], tag: str) -> int:
+        return sum(await asyncio.gather(*(one(f"{tag}{i}", p) for i, p in enumerate(prompts))))
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(run(make_prompts(a.warmup, seed=1), "w"))
+    t = time.perf_counter()
+    toks = loop.run_until_complete(run(make_prompts(a.prompts), "t"))
+    dt = time.perf_counter() - t
+    engine.shutdown()
     return {"tokens": toks, "seconds": dt, "tokens_per_s": toks / dt, "wall_s": dt}
 
 
@@ -204,7 +239,7 @@ def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--model", default=None, help="model folder (default: the tiny model)")
+    p.add_argument("--model", default=None, help="model name or folder (default: tiny)")
     p.add_argument("--prompts", type=int, default=2000)
     p.add_argument("--max-tokens", type=int, default=64)
     p.add_argument("--warmup", type=int, default=256)
@@ -218,18 +253,31 @@ def main() -> None:
         default="same",
         help="bare vLLM's engine arguments: the vllm engine's own (default) or vLLM defaults",
     )
+    p.add_argument(
+        "--cpu-threads",
+        choices=["auto", "vllm"],
+        default="auto",
+        help="the engine's cpu_threads setting, on both sides (VLLMEngineConfig)",
+    )
     p.add_argument("--pool", action="store_true", help="also time the long-lived pool")
-    p.add_argument("--side", choices=["bare", "synth-ray", "pool"], help=argparse.SUPPRESS)
+    p.add_argument(
+        "--bare-async", action="store_true", help="also time bare vLLM's async engine (AsyncLLM)"
+    )
+    p.add_argument(
+        "--side", choices=["bare", "bare-async", "synth-ray", "pool"], help=argparse.SUPPRESS
+    )
     a = p.parse_args()
-    if a.model is None:
-        from synth_ray.models.tiny import tiny_model_path
+    if not a.side:  # a name (tiny, smollm2-135m) or a folder -> the folder both sides load
+        from synth_ray.models.resolve import resolve_model
 
-        a.model = str(tiny_model_path())
+        a.model = resolve_model(a.model or "tiny").source
     if a.side:
-        result = run_bare(a) if a.side == "bare" else run_synth_ray(a)  # synth-ray or pool
+        runs = {"bare": run_bare, "bare-async": run_bare_async}
+        result = runs.get(a.side, run_synth_ray)(a)  # synth-ray or pool: run_synth_ray
         print("RESULT " + json.dumps(result))
         return
     sides = ["bare", "synth-ray"] + (["pool"] if a.pool else [])
+    sides += ["bare-async"] if a.bare_async else []
     ratios: dict[str, list[float]] = {s: [] for s in sides[1:]}
     for rep in range(a.repeats):
         results = {}
@@ -237,7 +285,7 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--side", side] + [
                 f"--{k.replace('_', '-')}={v}"
                 for k, v in vars(a).items()
-                if k not in ("side", "repeats", "pool")
+                if k not in ("side", "repeats", "pool", "bare_async")
             ]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]

@@ -118,11 +118,13 @@ class VLLMEngineConfig(EngineConfig):
     )
     cpu_threads: Literal["auto", "vllm"] = Field(
         "auto",
-        description="CPU only: how a replica's compute threads take cores. auto: one replica "
-        "binds one thread to every core of its node (vLLM reserves a core for its scheduler "
-        "otherwise, half the machine on 2 cores: about 1.9x slower); several replicas leave "
-        "binding to the OS with num_cpus threads each (vLLM's binding puts every replica on "
-        "the same cores). vllm: vLLM's own binding (VLLM_CPU_OMP_THREADS_BIND=auto).",
+        description="CPU only: how a replica's compute threads take cores. auto: for a model "
+        "of 64 MB of weights or more (or one not on local disk), one replica binds one thread "
+        "to every core of its node (vLLM reserves a core for its scheduler otherwise, half the "
+        "machine on 2 cores: about 1.9x slower) and several replicas leave binding to the OS "
+        "with num_cpus threads each (vLLM's binding puts every replica on the same cores); a "
+        "smaller model is bound by Python, not GEMMs, and keeps vLLM's binding (measured the "
+        "same). vllm: vLLM's own binding (VLLM_CPU_OMP_THREADS_BIND=auto).",
     )
     kv_cache_space_gb: int = Field(
         1, ge=1, description="CPU only: VLLM_CPU_KVCACHE_SPACE, the KV cache size in GiB."
@@ -184,7 +186,7 @@ class VLLMEngine(Engine):
             # ray.data.llm's default bundle asks for a GPU and would wait forever on CPU nodes.
             bundles = [{"CPU": c.num_cpus}] * c.tensor_parallel_size
             env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(c.kv_cache_space_gb))
-            if c.cpu_threads == "auto":
+            if c.cpu_threads == "auto" and _weight_bytes(self.model.source) >= _SMALL_MODEL_BYTES:
                 _cpu_thread_env(env, c.replicas, c.num_cpus)
             if c.dtype == "auto" and not cpu_has_half_precision():
                 engine_kwargs["dtype"] = "float32"
@@ -312,6 +314,19 @@ class VLLMEngine(Engine):
         pool = self._started_pool()
         ray.get([h.reload.remote(model.source) for h in pool.handles])
         self.model = model
+
+
+_SMALL_MODEL_BYTES = 64 << 20
+
+
+def _weight_bytes(source: str) -> float:
+    """Bytes of weight files in a local model folder; infinite when not a local folder."""
+    import os
+
+    if not os.path.isdir(source):
+        return float("inf")
+    names = [n for n in os.listdir(source) if n.endswith((".safetensors", ".bin", ".pt"))]
+    return sum(os.path.getsize(os.path.join(source, n)) for n in names)
 
 
 def _cpu_thread_env(env: dict[str, str], replicas: int, num_cpus: float) -> None:

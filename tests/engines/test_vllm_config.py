@@ -117,6 +117,13 @@ def test_cpu_threads_and_dtype(monkeypatch, tmp_path):
     kw, _, _, env = _engine(device="gpu").engine_setup()
     assert kw["dtype"] == "auto" and "VLLM_CPU_NUM_OF_RESERVED_CPU" not in env
 
+    # a small local model (the tiny one) is Python-bound: vLLM's own binding
+    small = tmp_path / "small"
+    small.mkdir()
+    (small / "model.safetensors").write_bytes(b"0" * 1024)
+    engine = build_engine({"type": "vllm", "device": "cpu"}, ResolvedModel("s", str(small), "s"))
+    assert "VLLM_CPU_NUM_OF_RESERVED_CPU" not in engine.engine_setup()[3]
+
     info = tmp_path / "cpuinfo"
     info.write_text("flags : fpu avx2 avx512f avx512_vnni\n")
     assert has_half(str(info)) is False

@@ -114,7 +114,10 @@ class ServedModel:
         """Serve ``model`` (swap if another is served), verify, return the probe record."""
         if self.engine is not None and self.model is not None:
             if self.model.fingerprint == model.fingerprint:
-                return {"ok": True, "swap": "none (already served)", "model": model.fingerprint}
+                # the same content (a retrain that reproduced its parent): nothing to load, but
+                # the record still shows what the engine serves
+                self.model = model
+                return {**self.verify(parent), "swap": "none (already served)"}
             if self.mode == "reload":
                 self.engine.reload(model)  # type: ignore[attr-defined]
             else:

@@ -47,6 +47,10 @@ def test_reload_is_verified_and_a_silent_failure_caught(ray_local, tiny_model, r
         assert probe["ok"] and probe["differs_from_parent"] and probe["swap"] == "reload"
         assert probe["model"] == m1.fingerprint != m0.fingerprint
         assert served.engine is engine and served.engine.starts == 1  # in place: no restart
+        # a retrain that reproduced the served model: nothing loaded, still probed
+        again = served.use(m1, parent=m0)
+        assert again["swap"] == "none (already served)" and again["ok"]
+        assert again["tensors_compared"] >= 3 and again["model"] == m1.fingerprint
     finally:
         served.release()
 

@@ -285,6 +285,11 @@ class VLLMEngine(Engine):
             compute=TaskPoolStrategy(size=c.replicas * c.max_concurrent_batches),
         )
 
+    def rows_per_call(self, num_rows: int | None = None) -> int:
+        if self.lifetime == "run":
+            return _pool_batch_size(self.config, num_rows)
+        return self.config.batch_size
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()

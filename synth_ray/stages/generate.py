@@ -81,7 +81,7 @@ def generate_pending(
     # killed run keeps its finished batches and the rerun skips them. Without this an input
     # file's requests stay one block, written only once all of them are generated, and a kill
     # loses everything generated so far (seen: the 8-document job's 120 rows, one file).
-    pending = pending.repartition(target_num_rows_per_block=engine.config.batch_size)
+    pending = pending.repartition(target_num_rows_per_block=engine.rows_per_call(n_pending))
     out = engine.generate(pending, input_kind, num_rows=n_pending)
     out = out.map_batches(
         _finalize, fn_kwargs={"run_id": run_id}, batch_format="pyarrow", num_cpus=0.25

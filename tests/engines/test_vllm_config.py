@@ -20,7 +20,7 @@ def test_cpu_processor_config(monkeypatch):
     assert [b.get("GPU", 0) for b in pc.placement_group_config["bundles"]] == [
         0
     ]  # no GPU asked for
-    assert pc.concurrency == 2 and pc.batch_size == 256 and pc.max_concurrent_batches == 2
+    assert pc.concurrency == (2, 2) and pc.batch_size == 256 and pc.max_concurrent_batches == 2
     kw = pc.engine_kwargs
     # seeded requests crash vLLM's CPU backend when their prefill is split across steps
     assert kw["enable_chunked_prefill"] is False and kw["enforce_eager"] is True

@@ -108,6 +108,10 @@ def run_job(config: JobConfig) -> dict[str, Any]:
     layout.make()
     record = RunRecord(layout, config.model_dump(mode="json"))
     record.extra["model"] = {"spec": model.spec, "source": model.source, "kind": model.kind}
+    # Recorded as "running" before any work: a run killed before its end (SIGKILL, a lost node)
+    # leaves run.json saying so, never the previous run's "succeeded" beside outputs it was
+    # rewriting (WRAP's mix/), and its runs/<run_id>.json in the history.
+    record.write()
     init_ray(config)
     ctx = JobContext(config=config, layout=layout, record=record, model=model, engine=engine)
     try:

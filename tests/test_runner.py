@@ -1,6 +1,7 @@
 """The runner's error paths (``synth_ray.runner``): configuration errors stop a job before any
-work, naming the field and listing what is known; a run that fails records ``status: failed``
-and the error in run.json (and in ``runs/<run_id>.json``) and re-raises."""
+work, naming the field and listing what is known; a run records ``status: running`` before any
+work (so a killed run shows as such); a run that fails records ``status: failed`` and the error
+in run.json (and in ``runs/<run_id>.json``) and re-raises."""
 
 from __future__ import annotations
 
@@ -60,6 +61,9 @@ def failing_method(monkeypatch):
         config_cls = FailingConfig
 
         def run(self, ctx):
+            with open(ctx.layout.run_json) as f:  # written before any work: a killed run shows
+                running = json.load(f)
+            assert running["status"] == "running" and running["run_id"] == ctx.run_id
             ctx.record.counts["before_the_failure"] = 1
             raise RuntimeError("the method failed halfway")
 

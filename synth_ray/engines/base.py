@@ -133,6 +133,12 @@ class Engine(ABC):
         if getattr(self.config, "lifetime", None) == "auto":
             self.lifetime = wanted
 
+    def rows_per_call(self, num_rows: int | None = None) -> int:
+        """Rows one call to a replica takes (``batch_size``; an engine may send fewer when the
+        dataset of ``num_rows`` is small). The generation stage writes its output per such
+        batch, so a killed run keeps every finished one."""
+        return self.config.batch_size
+
     def close(self) -> None:
         """Stop whatever this engine keeps running (long-lived replicas)."""
 

@@ -26,6 +26,9 @@ Where ``ray.data.llm`` (Ray 2.60) cannot serve a need we extend around it, not i
 - output kind: its engine actors run ``synth_ray.engines.vllm_actor_setup.final_only_outputs``
   (Ray's ``worker_process_setup_hook``), so vLLM returns each request's final output only
   instead of a cumulative output per step that the stage would discard.
+- replicas: ``concurrency`` is given as ``(replicas, replicas)``, a fixed pool. An int means
+  an autoscaling pool from 1 to n, which on a small job never grew past 1 (seen: ``replicas: 2``
+  ran one engine while run.json counted two starts).
 - its tokenize/detokenize stages are off: vLLM tokenizes and detokenizes inside the engine,
   and extra CPU stages only compete with it for cores (see benchmarks/generation_overhead.py).
 """
@@ -216,7 +219,7 @@ class VLLMEngine(Engine):
             placement_group_config=placement,
             accelerator_type=accelerator,
             batch_size=c.batch_size,
-            concurrency=c.replicas,
+            concurrency=(c.replicas, c.replicas),  # fixed: an int is an autoscaling 1..n
             max_concurrent_batches=c.max_concurrent_batches,
             should_continue_on_error=True,
             log_engine_metrics=False,
@@ -286,6 +289,11 @@ class VLLMEngine(Engine):
             num_cpus=0,
             compute=TaskPoolStrategy(size=c.replicas * c.max_concurrent_batches),
         )
+
+    def rows_per_call(self, num_rows: int | None = None) -> int:
+        if self.lifetime == "run":
+            return _pool_batch_size(self.config, num_rows)
+        return self.config.batch_size
 
     def close(self) -> None:
         if self._pool is not None:

@@ -2,7 +2,8 @@
 
 Shared by every job: request rows (see ``synth_ray.engines.base``) are expanded per sample,
 rows whose id is already in ``OUTPUT_DIR/data`` without an error are skipped (resume), the
-rest go through the engine and are appended to ``data/`` with this run's id.
+rest go through the engine and are appended to ``data/`` with this run's id, one file per
+engine batch as it finishes (a killed run loses at most the batches in flight).
 """
 
 from __future__ import annotations
@@ -76,6 +77,11 @@ def generate_pending(
     stats.skipped_done = stats.requested - n_pending
     if n_pending == 0:
         return stats
+    # One block per engine batch, so every finished batch is written to data/ on its own: a
+    # killed run keeps its finished batches and the rerun skips them. Without this an input
+    # file's requests stay one block, written only once all of them are generated, and a kill
+    # loses everything generated so far (seen: the 8-document job's 120 rows, one file).
+    pending = pending.repartition(target_num_rows_per_block=engine.rows_per_call(n_pending))
     out = engine.generate(pending, input_kind, num_rows=n_pending)
     out = out.map_batches(
         _finalize, fn_kwargs={"run_id": run_id}, batch_format="pyarrow", num_cpus=0.25

@@ -20,7 +20,7 @@ def test_cpu_processor_config(monkeypatch):
     assert [b.get("GPU", 0) for b in pc.placement_group_config["bundles"]] == [
         0
     ]  # no GPU asked for
-    assert pc.concurrency == 2 and pc.batch_size == 256 and pc.max_concurrent_batches == 2
+    assert pc.concurrency == (2, 2) and pc.batch_size == 256 and pc.max_concurrent_batches == 2
     kw = pc.engine_kwargs
     # seeded requests crash vLLM's CPU backend when their prefill is split across steps
     assert kw["enable_chunked_prefill"] is False and kw["enforce_eager"] is True
@@ -93,6 +93,10 @@ def test_pool_batch_size_spreads_small_datasets():
     assert _pool_batch_size(c, 12) == 3  # 4 batches: 2 in flight on each replica
     assert _pool_batch_size(c, 1) == 1
     assert _pool_batch_size(c, 100_000) == 256
+    # the rows per call, by which the generation stage splits and writes its output
+    pool = _engine(replicas=2, batch_size=256, lifetime="run")
+    assert pool.rows_per_call(12) == 3 and pool.rows_per_call(100_000) == 256
+    assert _engine(replicas=2, batch_size=256, lifetime="dataset").rows_per_call(12) == 256
 
 
 def test_cpu_threads_and_dtype(monkeypatch, tmp_path):

@@ -8,12 +8,13 @@ through a real Ray Data pipeline (the session's ``ray_local``)."""
 from __future__ import annotations
 
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from synth_ray.engines.base import SamplingConfig
 from synth_ray.io.layout import read_parquet_dir
 from synth_ray.stages.generate import generate_pending, generate_rows
-from tests.scripted import ScriptedEngine, ScriptError, job_context
+from tests.scripted import ScriptedEngine, ScriptedEngineConfig, ScriptError, job_context
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
@@ -127,3 +128,20 @@ def test_generate_rows_returns_exactly_its_requests(ray_local, tmp_path):
     assert [r["error"] for r in rows] == ["engine timeout", "engine timeout", None]
     assert (s.skipped_done, s.generated, s.errors) == (1, 2, 2) and engine.rows_sent == 2
     assert generate_rows(ctx.engine, [], out, ctx.run_id)[0] == []
+
+
+def test_each_engine_batch_written_on_its_own(ray_local, tmp_path):
+    """One input block of 20 requests, engine batches of 8: three files in data/ (8, 8, 4 rows),
+    each written when its batch is done, so a killed run keeps its finished batches (one block
+    used to be one file, written only when all of it was generated)."""
+    engine = ScriptedEngine(healed_script)
+    engine.config = ScriptedEngineConfig(batch_size=8)
+    ctx = job_context(engine, tmp_path)
+    rows = [{"id": f"r{i:02d}", "prompt": f"ok {i}", "sampling": ONE} for i in range(20)]
+    ds = ray_local.data.from_items(rows, override_num_blocks=1)
+    s = _pending(ctx, ds)
+    assert (s.requested, s.generated, s.errors) == (20, 20, 0)
+    files = sorted((tmp_path / "data").glob("*.parquet"))
+    sizes = sorted(pq.read_metadata(f).num_rows for f in files)
+    assert sizes == [4, 8, 8], sizes
+    assert sorted(_data(ctx)) == [r["id"] for r in rows]

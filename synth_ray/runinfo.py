@@ -70,6 +70,23 @@ class RunRecord:
         finally:
             self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - t, 3)
 
+    def count_rejects(self):
+        """Fold ``rejects/`` into one file and count its rows: ``counts.rejected``,
+        ``rejects_by_reason`` and ``rejects_by_source`` (the input file, or stage, of each).
+        Returns the compacted table."""
+        from synth_ray.io import rejects as rejects_io
+
+        table = rejects_io.compact(self.layout.rejects)
+        reasons: dict[str, int] = {}
+        sources: dict[str, int] = {}
+        for r, s in zip(table.column("reason").to_pylist(), table.column("source").to_pylist()):
+            reasons[r] = reasons.get(r, 0) + 1
+            sources[s] = sources.get(s, 0) + 1
+        self.counts["rejected"] = table.num_rows
+        self.counts["rejects_by_reason"] = reasons
+        self.counts["rejects_by_source"] = sources
+        return table
+
     def to_dict(self) -> dict[str, Any]:
         wall = time.perf_counter() - self._t0
         gen_s = self.timings.get("generate", 0.0)

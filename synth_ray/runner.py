@@ -14,7 +14,6 @@ from typing import Any
 
 from synth_ray.config import ConfigError, apply_overrides, load_yaml, validate
 from synth_ray.engines import build_engine
-from synth_ray.io import rejects as rejects_io
 from synth_ray.io.layout import OutputLayout
 from synth_ray.job import GenerationJobConfig, JobConfig, JobContext, load_all_jobs
 from synth_ray.models import ModelNotFoundError, resolve_model
@@ -117,15 +116,7 @@ def run_job(config: JobConfig) -> dict[str, Any]:
     try:
         method.run(ctx)
         with record.stage("rejects"):
-            table = rejects_io.compact(layout.rejects)
-        reasons: dict[str, int] = {}
-        sources: dict[str, int] = {}
-        for r, s in zip(table.column("reason").to_pylist(), table.column("source").to_pylist()):
-            reasons[r] = reasons.get(r, 0) + 1
-            sources[s] = sources.get(s, 0) + 1
-        record.counts["rejected"] = table.num_rows
-        record.counts["rejects_by_reason"] = reasons
-        record.counts["rejects_by_source"] = sources  # the input file (or stage) of each
+            record.count_rejects()  # counts by reason and by source file (or stage)
         record.status = "succeeded"
     except BaseException as exc:
         record.status = "failed"

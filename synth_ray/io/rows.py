@@ -130,9 +130,19 @@ def canonical_row(obj, kind: str, text_field: str = "text") -> dict:
 class RowReader(FileReader):
     """A ``FileReader`` whose records become canonical training rows of ``kind``."""
 
-    def __init__(self, file: InputFile, opts: ReadOptions, kind: str):
+    def __init__(
+        self, file: InputFile, opts: ReadOptions, kind: str, sink: list[dict] | None = None
+    ):
         super().__init__(file, opts)
         self.kind, self.schema = kind, ROW_SCHEMAS[kind]
+        self.sink = sink  # a list: rejects are collected there instead of written
+
+    def _flush(self) -> None:
+        if self.sink is None:
+            super()._flush()
+        else:
+            self.sink.extend(self.rejects)
+            self.rejects = []
 
     def _check(self, obj, line: int, fallback: str) -> dict | None:
         try:
@@ -182,3 +192,17 @@ def read_rows(inputs: str | list[str], kind: str, opts: ReadOptions):
     return ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
         read_row_files, fn_kwargs={"opts": opts, "kind": kind}, batch_size=1, batch_format="pyarrow"
     )
+
+
+def read_rows_local(inputs: str | list[str], kind: str, opts: ReadOptions | None = None):
+    """(rows, rejects) of ``inputs`` read in this process, without Ray: for small inputs read
+    before a job starts (a loop's seed pairs). The rejects are returned, not written."""
+    if kind not in ROW_SCHEMAS:
+        raise ValueError(f"unknown row kind {kind!r} (known: {', '.join(ROW_SCHEMAS)})")
+    opts = opts or ReadOptions(id_field=None)
+    rows: list[dict] = []
+    rejects: list[dict] = []
+    for f in find_inputs(inputs):
+        for table in RowReader(f, opts, kind, sink=rejects).batches():
+            rows += table.to_pylist()
+    return rows, rejects

@@ -13,10 +13,12 @@ KubeRay RayService runs the same application (``k8s/``). Routes (OpenAPI at ``/d
 Guard rails, in the order a request meets them (``Guard``, a plain ASGI middleware, runs before
 FastAPI reads the body): bearer token (401; the token is compared in constant time and never
 logged), body size (413, counted on the bytes received, Content-Length or chunked), JSON
-syntax and encoding (400), then FastAPI's validation (422 naming the field), then item count (413) and
-text length (truncate or 413, ``limits.over_long``). Overload: Serve's ``max_queued_requests``
-answers 503 with ``Retry-After`` (``backpressure_config`` in the config); a scorer that is
-overloaded, restarting or dead gives 503 with ``Retry-After`` too, never a 500.
+syntax, nesting and encoding (400; a lone UTF-16 surrogate escape too: it parses, but is no
+Unicode text and the tokenizers raise on it), then FastAPI's validation (422 naming the field),
+then item count (413) and text length (truncate or 413, ``limits.over_long``). Overload: Serve's
+``max_queued_requests`` answers 503 with ``Retry-After`` (``backpressure_config`` in the
+config); a scorer that is overloaded, restarting or dead gives 503 with ``Retry-After`` too,
+never a 500.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import hmac
 import json
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +74,36 @@ def load_token(auth: AuthConfig) -> str | None:
     return None
 
 
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # may open a lone surrogate
+
+
+def lone_surrogate(value: Any) -> str | None:
+    """Where a parsed JSON value holds a lone surrogate (``items.0.prompt (character 3)``, ``the
+    key ...``), or None. Iterative: any depth the JSON parser accepts."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, v = stack.pop()
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                return f"{path or 'body'} (character {exc.start})"
+        elif isinstance(v, dict):
+            for k, x in reversed(list(v.items())):
+                name = k.encode("ascii", "backslashreplace").decode("ascii")  # printable
+                sub = f"{path}.{name}" if path else name
+                try:
+                    k.encode("utf-8")
+                except UnicodeEncodeError:
+                    return f"the key {sub}"
+                stack.append((sub, x))
+        elif isinstance(v, list):
+            stack += [
+                (f"{path}.{i}" if path else str(i), x) for i, x in reversed(list(enumerate(v)))
+            ]
+    return None
+
+
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
@@ -111,13 +144,26 @@ class Guard:
                 return await self._too_large(scope, receive, send, len(body))
         if body and scope.get("method") in ("POST", "PUT", "PATCH"):
             try:
-                json.loads(body)
+                parsed = json.loads(body)
             except UnicodeDecodeError as exc:
                 return await _error(
                     400, f"body is not UTF-8 JSON: {exc.reason} at byte {exc.start}"
                 )(scope, receive, send)
+            except RecursionError:
+                return await _error(
+                    400, "body is not valid JSON here: nested deeper than the parser's limit"
+                )(scope, receive, send)
             except ValueError as exc:
                 return await _error(400, f"body is not valid JSON: {exc}")(scope, receive, send)
+            # A \uD800-\uDFFF escape outside a pair parses, but is no Unicode text: the models'
+            # tokenizers (and the reply's own UTF-8 encoding) raise on it.
+            where = lone_surrogate(parsed) if SURROGATE_ESCAPE.search(body) else None
+            if where:
+                return await _error(
+                    400,
+                    f"body is not valid Unicode text: {where} holds a lone surrogate "
+                    "(a \\ud800-\\udfff escape outside a surrogate pair)",
+                )(scope, receive, send)
             # A JSON-only API: the body was just parsed as JSON, so it is read as JSON whatever
             # its declared type (`curl -d` declares application/x-www-form-urlencoded).
             scope = dict(

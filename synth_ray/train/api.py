@@ -5,7 +5,9 @@ kind`` (sft, dpo, reward, pretrain) on the Ray the caller has, with the same cod
 job: a Ray Data tokenize stage, Ray Train workers, checkpoints under ``output_dir/train`` (a
 killed call resumes from them), the model in ``output_dir/model/``, the record in
 ``output_dir/run.json``. A call whose model is already complete trains nothing and returns the
-metrics of the run that made it.
+metrics of the run that made it. Inputs are read as the job reads them: every bad record or file
+is a reject in ``output_dir/rejects/`` (counted by reason and by source in ``run.json``), and
+only an input with no usable row raises (``synth_ray.train.data.TrainingInputError``).
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ def train_model(
     record.extra["model"] = {"spec": model.spec, "source": model.source, "kind": model.kind}
     try:
         job.run(JobContext(config=config, layout=layout, record=record, model=model))
+        with record.stage("rejects"):
+            record.count_rejects()  # as a job: rejects_by_reason, rejects_by_source
         if "skipped" in (record.counts.get("training") or {}) and previous:
             record.counts["training"] = {**previous, "reused": True}
         record.status = "succeeded"

@@ -6,7 +6,16 @@ Inputs are what the generation jobs write, read by Ray Data (never whole by the 
   output), an export of it (Alpaca JSON list, or chat JSONL with ``messages``), or any Parquet /
   JSON(L) with those columns;
 - for continued pretraining, WRAP's ``OUTPUT_DIR`` (its ``mix/``: real and synthetic ``text``)
-  or any Parquet / JSONL with a text column.
+  or any Parquet / JSONL with a text column;
+- for DPO and reward models, preference rows (``prompt``/``chosen``/``rejected``, or ranked
+  ``responses``): a job's ``preferences/``, an export, any Parquet / JSON(L).
+
+They are read as the document readers read documents (``synth_ray.io.rows``): files, folders or
+globs, JSONL plain or compressed (codec by magic bytes, a BOM skipped), Parquet, file by file in
+Ray Data tasks, each record brought to its kind's canonical shape (SFT: ``messages``). Every bad
+record or file (malformed JSON, a missing, empty or mistyped field, a corrupt file) becomes a
+reject with its reason in the run's ``rejects/`` and training goes on with the rest; only an input
+with no file, or with no usable row at all, stops the job (``TrainingInputError``, naming it).
 
 Tokenization runs as a Ray Data stage (CPU tasks, on any node), so training workers receive
 ready token rows through ``get_dataset_shard`` and only pad them into batches. For SFT each row
@@ -16,44 +25,80 @@ becomes ``input_ids`` and ``labels`` in the model's chat template, the prompt's 
 
 from __future__ import annotations
 
-import json
+from collections import Counter
 from functools import lru_cache
 from typing import Any
 
 import pyarrow as pa
 
+from synth_ray.config import ConfigError
 from synth_ray.io import fs
+from synth_ray.io.lines import COMPRESSED_SUFFIXES
+from synth_ray.io.readers import InputError, ReadOptions, find_inputs
+from synth_ray.io.rows import read_rows, read_rows_local
 from synth_ray.models.chat import token_ids
 
 IGNORE_INDEX = -100
 
 
-def read_training_rows(path: str):
-    """A Ray Dataset of the rows at ``path`` (see the module docstring for what it accepts)."""
-    import ray.data
+class TrainingInputError(ConfigError):
+    """A training input with no file, or whose every record was rejected; names the input."""
 
+
+def training_input(path: str) -> str:
+    """Where the rows of ``path`` are: a job's ``OUTPUT_DIR`` stands for its ``dataset/``
+    (instruction rows), ``mix/`` (WRAP) or ``preferences/``; anything else is itself."""
     root = fs.absolute(path)
-    # a job's OUTPUT_DIR: instruction rows, WRAP's mix, or preference rows
     for sub in ("dataset", "mix", "preferences"):
         if fs.exists(fs.join(root, sub)):
-            root = fs.join(root, sub)
-            break
-    files = fs.list_files(root, (".parquet", ".json", ".jsonl")) if not _is_file(root) else [root]
-    if not files:
-        raise FileNotFoundError(f"no .parquet/.json/.jsonl training data under {path}")
-    parquet = [f for f in files if f.endswith(".parquet")]
-    if parquet:
-        return ray.data.read_parquet(parquet)
-    # JSON: an Alpaca export is one JSON list; chat exports are JSON lines.
-    lists = [f for f in files if fs.read_bytes(f)[:1].strip() == b"["]
-    if lists:
-        rows = [r for f in lists for r in json.loads(fs.read_bytes(f))]
-        return ray.data.from_items(rows)
-    return ray.data.read_json(files, lines=True)
+            return fs.join(root, sub)
+    return root
 
 
-def _is_file(path: str) -> bool:
-    return any(path.endswith(s) for s in (".parquet", ".json", ".jsonl"))
+def _files(path: str) -> str:
+    root = training_input(path)
+    try:
+        find_inputs(root)
+    except InputError:
+        raise TrainingInputError(
+            f"field 'input': no training data at {path} (looked for .parquet, .json, .jsonl, "
+            f".ndjson files, plain or {'/'.join(COMPRESSED_SUFFIXES)}, at {root})"
+        ) from None
+    return root
+
+
+def read_training_rows(path: str, kind: str, rejects_dir: str, text_field: str = "text"):
+    """A Ray Dataset of the canonical ``kind`` rows at ``path`` (``synth_ray.io.rows``: sft,
+    text, pairwise, kwise), read file by file; every bad record or file is a reject with its
+    reason in ``rejects_dir``. ``text_field``: the input's text field (``text`` kind)."""
+    if not rejects_dir:
+        raise ValueError("read_training_rows: rejects_dir is required (the run's rejects/)")
+    opts = ReadOptions(text_field=text_field, id_field=None, rejects_dir=rejects_dir)
+    return read_rows(_files(path), kind, opts)
+
+
+def read_training_rows_local(path: str, kind: str, text_field: str = "text"):
+    """(rows, rejects) as ``read_training_rows``, read in this process without Ray (small
+    inputs read before a job starts, such as a loop's seed pairs)."""
+    opts = ReadOptions(text_field=text_field, id_field=None)
+    return read_rows_local(_files(path), kind, opts)
+
+
+def no_usable_rows(path: str, rejects_dir: str) -> TrainingInputError:
+    """The error of an input whose every record was rejected: the input, how many records
+    and files were rejected and why, where the rejects are."""
+    from synth_ray.io.rejects import read_rejects
+
+    table = read_rejects(rejects_dir)
+    rows = [r for r in table.to_pylist() if r["stage"] == "read"]
+    seen = {(r["source"], r["line"], r["reason"]) for r in rows}
+    reasons = Counter(reason for _, _, reason in seen)
+    files = len({source for source, _, _ in seen})
+    why = ", ".join(f"{k} {n}" for k, n in reasons.most_common()) or "nothing read"
+    return TrainingInputError(
+        f"field 'input': no usable training rows in {path}: {len(seen)} reject(s) from "
+        f"{files} file(s) ({why}); each is in {rejects_dir} with its reason"
+    )
 
 
 @lru_cache(maxsize=4)

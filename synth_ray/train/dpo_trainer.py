@@ -112,6 +112,7 @@ class DPO(TrainMethod):
             kind="dpo",
             tokenize=P.tokenize_dpo,
             columns=("prompt_ids", "chosen_ids", "rejected_ids"),
+            rows_kind="pairwise",
             extra_loop_config={
                 "ref_model_source": ref,
                 "dpo_metrics_path": fs.join(ctx.layout.root, "dpo_metrics.json"),

@@ -11,10 +11,6 @@ from synth_ray.train.pretrain_config import PretrainJobConfig
 from synth_ray.train.sft_trainer import sft_loop
 
 
-def _tokenize(batch, tokenizer_source: str, max_length: int, text_field: str = "text"):
-    return tokenize_text(batch, tokenizer_source, max_length, text_field)
-
-
 @JOBS.register("pretrain")
 class Pretrain(TrainMethod):
     """Continued pretraining on text (WRAP mix/) on Ray Train."""
@@ -22,11 +18,7 @@ class Pretrain(TrainMethod):
     config_cls = PretrainJobConfig
 
     def run(self, ctx: JobContext) -> None:
-        from functools import partial
-
         from synth_ray.train.runner import run_trainer
 
-        cfg: PretrainJobConfig = ctx.config  # type: ignore[assignment]
-        run_trainer(
-            ctx, sft_loop, kind="pretrain", tokenize=partial(_tokenize, text_field=cfg.text_field)
-        )
+        # The reader takes the input's ``text_field`` into canonical ``text`` rows.
+        run_trainer(ctx, sft_loop, kind="pretrain", tokenize=tokenize_text, rows_kind="text")

@@ -129,6 +129,7 @@ class Reward(TrainMethod):
                 kind="reward",
                 tokenize=P.tokenize_reward_kwise,
                 columns=("response_ids",),
+                rows_kind="kwise",
             )
         else:
             run_trainer(
@@ -137,4 +138,5 @@ class Reward(TrainMethod):
                 kind="reward",
                 tokenize=P.tokenize_reward_pairs,
                 columns=("chosen_ids", "rejected_ids"),
+                rows_kind="pairwise",
             )

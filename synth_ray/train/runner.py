@@ -1,6 +1,6 @@
 """Driver side of a training job: data through Ray Data, a ``TorchTrainer`` fit, the model out.
 
-    read_training_rows (Parquet / JSON(L) of a generation job)
+    read_training_rows (Parquet / JSON(L) of a generation job; bad records -> rejects/)
       -> tokenize (a Ray Data stage, CPU tasks) -> materialized in the object store
       -> TorchTrainer(num_workers, each streaming its shard) -> checkpoints under storage_path
       -> OUTPUT_DIR/model/ (Hugging Face folder) ; run.json (rows, tokens, steps, losses, tok/s)
@@ -18,7 +18,7 @@ from typing import Any
 from synth_ray.io import fs
 from synth_ray.job import JobContext
 from synth_ray.train.base import copy_model, run_config, scaling_config, steps_for
-from synth_ray.train.data import read_training_rows, tokenize_sft
+from synth_ray.train.data import no_usable_rows, read_training_rows, tokenize_sft
 from synth_ray.train.hf_worker import FINAL_MARKER
 
 
@@ -29,10 +29,13 @@ def run_trainer(
     tokenize: Callable = tokenize_sft,
     columns: tuple[str, ...] = ("input_ids", "labels"),
     extra_loop_config: dict[str, Any] | None = None,
+    rows_kind: str = "sft",
 ) -> None:
-    """Tokenize ``cfg.input`` with ``tokenize`` (a Ray Data batch function taking
-    ``tokenizer_source`` and ``max_length``; it may add ``n_tokens``/``n_target`` columns for the
-    record), train with ``loop`` on ``columns``, write OUTPUT_DIR/model/."""
+    """Read ``cfg.input`` as ``rows_kind`` rows (``synth_ray.io.rows``: every bad record or file
+    a reject in OUTPUT_DIR/rejects/; an input with no usable row stops here, naming it),
+    tokenize them with ``tokenize`` (a Ray Data batch function taking ``tokenizer_source`` and
+    ``max_length``; it may add ``n_tokens``/``n_target`` columns for the record), train with
+    ``loop`` on ``columns``, write OUTPUT_DIR/model/."""
     import pyarrow.compute as pc
     from ray.train.torch import TorchTrainer
 
@@ -42,15 +45,22 @@ def run_trainer(
     if fs.exists(fs.join(model_dir, FINAL_MARKER)):
         rec.counts["training"] = {"skipped": "OUTPUT_DIR/model/ is complete (delete it to retrain)"}
         return
+    with rec.stage("read"):
+        text_field = getattr(cfg, "text_field", "text")
+        rows = read_training_rows(cfg.input, rows_kind, ctx.layout.rejects, text_field)
+        rows = rows.materialize()  # read once: the count and the tokenizer share it
+        n_in = rows.count()
+    if n_in == 0:
+        rec.count_rejects()  # the failed run's run.json says why
+        raise no_usable_rows(cfg.input, ctx.layout.rejects)
     with rec.stage("tokenize"):
-        rows = read_training_rows(cfg.input)
         data = rows.map_batches(
             tokenize,
             batch_format="pyarrow",
             fn_kwargs={"tokenizer_source": ctx.model.source, "max_length": cfg.max_length},
         )
         data = data.materialize()
-        n_in, n_rows = rows.count(), data.count()
+        n_rows = data.count()
         stats = data.to_arrow_refs()
         tokens = target = 0
         import ray

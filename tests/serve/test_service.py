@@ -185,6 +185,16 @@ def test_auth(svc, client):
     [
         ("/v1/reward", b"{not json", 400, "not valid JSON"),
         ("/v1/reward", b'\xff\xfe{"items": []}', 400, "not UTF-8"),
+        # 500s before: lone surrogates found by fuzzing (benchmarks/fuzz_service.py), deep
+        # nesting (a RecursionError in the guard) found beside them.
+        (
+            "/v1/reward",
+            rb'{"items": [{"prompt": "\ud800", "response": "r"}]}',
+            400,
+            "items.0.prompt (character 0) holds a lone surrogate",
+        ),
+        ("/get_reward", rb'{"query": ["ok", "x\udfff"]}', 400, "query.1 (character 1)"),
+        ("/v1/reward", b'{"items": ' + b"[" * 30000 + b"]" * 30000 + b"}", 400, "nested deeper"),
         ("/v1/reward", {"items": [{"prompt": "p"}]}, 422, "items.0.response: Field required"),
         ("/v1/reward", {"items": [{"prompt": 3, "response": "r"}]}, 422, "items.0.prompt"),
         ("/v1/reward", {"items": []}, 422, "items"),

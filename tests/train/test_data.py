@@ -73,14 +73,18 @@ def test_pad_collate():
 @pytest.mark.slow
 @pytest.mark.ray
 def test_reads_alpaca_export_and_job_dataset(tmp_path, ray_local):
+    """Through Ray Data: an Alpaca export and a job's OUTPUT_DIR (its dataset/), as SFT rows
+    in their canonical shape (messages)."""
     from synth_ray.stages.records import write_dataset
-    from synth_ray.train.data import read_training_rows
+    from synth_ray.train.data import TrainingInputError, read_training_rows
 
     rows = [{"instruction": "I", "input": "", "output": "O"}]
+    messages = [{"role": "user", "content": "I"}, {"role": "assistant", "content": "O"}]
     (tmp_path / "a.json").write_text(json.dumps(rows))
-    assert read_training_rows(str(tmp_path / "a.json")).take_all() == rows
+    rejects = str(tmp_path / "rejects")
+    got = read_training_rows(str(tmp_path / "a.json"), "sft", rejects).take_all()
+    assert got == [{"messages": messages}]
     write_dataset(str(tmp_path / "job" / "dataset"), [dict(rows[0], id="x", method="alpaca")])
-    got = read_training_rows(str(tmp_path / "job")).take_all()
-    assert [(r["instruction"], r["output"]) for r in got] == [("I", "O")]
-    with pytest.raises(FileNotFoundError, match="no .parquet"):
-        read_training_rows(str(tmp_path / "empty"))
+    assert read_training_rows(str(tmp_path / "job"), "sft", rejects).take_all() == got
+    with pytest.raises(TrainingInputError, match="no training data at .*empty"):
+        read_training_rows(str(tmp_path / "empty"), "sft", rejects)

@@ -38,7 +38,9 @@ def test_pretrain_on_a_wrap_mix(ray_local, tmp_path, c4_docs):
     rec = run_job(config)
     t = rec["counts"]["training"]
     assert rec["status"] == "succeeded" and t["global_step"] == 25
-    assert t["rows_read"] == 13 and t["rows_trained"] >= 12  # windows of 64 tokens, empty dropped
+    # The blank text is a reject (empty_field), the 12 others windows of 64 tokens.
+    assert t["rows_read"] == 12 and t["rows_trained"] >= 12
+    assert rec["counts"]["rejects_by_reason"] == {"empty_field": 1}
     assert t["tokens"] == t["target_tokens"] > 0  # every token is a target in pretraining
     assert t["last_logged_loss"] < t["first_logged_loss"]
     assert (tmp_path / "out" / "model" / "config.json").exists()

@@ -113,8 +113,10 @@ def _sft_settings(cfg: BacktranslationConfig) -> dict[str, Any]:
     return {k: v for k, v in cfg.train.items() if k not in ("method", "model", "input")}
 
 
-def seed_pairs(cfg: BacktranslationConfig) -> list[dict[str, str]]:
-    """(instruction with its input, output) pairs, in a fixed order."""
+def seed_pairs(cfg: BacktranslationConfig, rejects_dir: str | None = None) -> list[dict[str, str]]:
+    """(instruction with its input, output) pairs, in a fixed order. A ``seeds`` file is read
+    in this process (no Ray: preflight calls this) as SFT rows; its bad records are skipped,
+    and written as rejects to ``rejects_dir`` when given."""
     if cfg.seeds is None:
         from synth_ray.methods.self_instruct.prompts import load_seed_tasks
 
@@ -124,9 +126,11 @@ def seed_pairs(cfg: BacktranslationConfig) -> list[dict[str, str]]:
             for i in t["instances"]
         ]
     else:
-        from synth_ray.train.data import read_training_rows
+        from synth_ray.train.data import read_training_rows_local
 
-        rows = read_training_rows(cfg.seeds).take_all()
+        rows, rejects = read_training_rows_local(cfg.seeds, "sft")
+        if rejects_dir:
+            write_rejects(rejects_dir, rejects, "seeds")
     pairs = []
     for r in rows:
         if r.get("messages"):
@@ -193,7 +197,7 @@ class Backtranslation(IterativeJob):
 
     def _prelude(self, ctx, it: Iteration, served: ServedModel, base) -> ResolvedModel:
         cfg: BacktranslationConfig = ctx.config
-        pairs = seed_pairs(cfg)
+        pairs = seed_pairs(cfg, ctx.layout.rejects)
         settings = _sft_settings(cfg)
 
         def seed_forward():

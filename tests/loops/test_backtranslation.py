@@ -98,8 +98,6 @@ def test_two_iterations_end_to_end(uninterrupted):
     out = uninterrupted
     record = json.loads((out / "run.json").read_text())
     assert record["status"] == "succeeded"
-    # swap: reload (the tiny job's): one engine start for the run, every model swapped in place
-    assert record["engine_starts"] == 1
     m0, m1 = _manifest(out, 0), _manifest(out, 1)
     for m in (m0, m1):
         assert m["status"] == "done"

@@ -347,7 +347,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"processes left running: {survivors}")
         time.sleep(1)
         files = [f for f in (work / "ray").rglob("*") if f.is_file()]
-        hits, searched = token_in_files(token, [work / "ray", log]), f"{len(files) + 1} files"
+        serve_logs = sum("serve" in f.parts for f in files)
+        hits = token_in_files(token, [work / "ray", log])
+        searched = f"{len(files) + 1} files ({serve_logs} of Serve's, the CLI's output)"
         import shutil
 
         shutil.rmtree(work, ignore_errors=True)

@@ -7,6 +7,7 @@ model and the tiny vLLM judge, limits lowered)."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 import time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ def _fuzz_module():
         "fuzz_service", REPO / "benchmarks/fuzz_service.py"
     )
     mod = importlib.util.module_from_spec(spec)
+    sys.modules["fuzz_service"] = mod  # its dataclasses look their module up there
     spec.loader.exec_module(mod)
     return mod
 

@@ -30,7 +30,8 @@ from synth_ray.stages.records import write_table_dir
 @dataclass
 class TrainResult:
     model_dir: str  # a Hugging Face folder the engines load
-    metrics: dict[str, Any] = field(default_factory=dict)  # run.json's counts.training (+ dpo)
+    # run.json's counts.training, its reject counts (rejected, rejects_by_reason/_source), dpo
+    metrics: dict[str, Any] = field(default_factory=dict)
     reused: bool = False  # the model was complete already: nothing trained
 
 
@@ -93,6 +94,9 @@ def train_model(
         record.write()
     metrics = dict(record.counts.get("training") or {})
     reused = bool(metrics.pop("reused", False)) or "skipped" in metrics
+    # the input's rejects, so a loop's manifest shows what its train stage could not use
+    for key in ("rejected", "rejects_by_reason", "rejects_by_source"):
+        metrics[key] = record.counts.get(key, 0 if key == "rejected" else {})
     dpo = fs.join(layout.root, "dpo_metrics.json")
     if fs.exists(dpo):
         metrics["dpo"] = json.loads(fs.read_bytes(dpo))

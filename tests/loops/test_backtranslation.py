@@ -135,6 +135,8 @@ def test_two_iterations_end_to_end(uninterrupted):
         assert len(rejects) == cur["unscored"] + (cur["scored"] - m["metrics"]["A4"])
         assert m["metrics"]["train_rows"] == 16 + m["metrics"]["A4"]
         assert m["metrics"]["parse_rate"] is not None
+        train = m["stages"]["train"]["result"]["metrics"]  # the training input's rejects too
+        assert (train["rejected"], train["rejects_by_reason"]) == (0, {})
     assert record["counts"]["iterations"][1]["A4"] == m1["metrics"]["A4"]
     lineage = subprocess.run(
         [sys.executable, "-m", "synth_ray.cli", "lineage", str(out)],

@@ -47,19 +47,21 @@ def cluster_processes(
 
 
 def kill_cluster(
-    pgids: Iterable[int], marker: str, var: str, exclude: Iterable[int] = ()
+    pgids: Iterable[int], marker: str, var: str, exclude: Iterable[int] = (), hard: bool = False
 ) -> list[int]:
-    """SIGTERM the cluster's processes, then SIGKILL what is left; returns the pids still alive
-    (zombies waiting for a parent to reap them do not count)."""
+    """SIGTERM the cluster's processes, then SIGKILL what is left (``hard``: SIGKILL all of them
+    at once, as a lost machine would stop them); returns the pids still alive (zombies waiting
+    for a parent to reap them do not count)."""
     pgids, exclude = set(pgids), set(exclude)
     for attempt in range(3):
         procs = cluster_processes(pgids, marker, var, exclude)
         if not procs:
             return []
+        sig = signal.SIGTERM if attempt == 0 and not hard else signal.SIGKILL
         for p in procs:
             with contextlib.suppress(psutil.Error):
-                p.send_signal(signal.SIGTERM if attempt == 0 else signal.SIGKILL)
-        psutil.wait_procs(procs, timeout=15 if attempt == 0 else 5)
+                p.send_signal(sig)
+        psutil.wait_procs(procs, timeout=15 if sig == signal.SIGTERM else 5)
     survivors = []
     for p in cluster_processes(pgids, marker, var, exclude):
         try:

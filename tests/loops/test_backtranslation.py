@@ -1,6 +1,9 @@
-"""Instruction Backtranslation end to end on the tiny model (real Ray, vLLM, Ray Train): two
-iterations uninterrupted, and the same job killed between stages and in the middle of a stage,
-then rerun: nothing lost, nothing duplicated, no finished stage redone, the same rows."""
+"""Instruction Backtranslation end to end on the tiny model (real Ray, vLLM, Ray Train): the
+job killed between stages and in the middle of a stage, then rerun to the end of its two
+iterations: nothing lost, nothing duplicated, no finished stage redone, and the finished output
+the same as an uninterrupted run's in every count the job promises (checked against the input
+and the manifests rather than against a second, uninterrupted run, which would double the
+test's 4 minutes of CI)."""
 
 from __future__ import annotations
 
@@ -87,15 +90,8 @@ def _rows(path: Path, cols=("id",)) -> list[tuple]:
     return sorted(tuple(r[c] for c in cols) for r in t.to_pylist()) if t is not None else []
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bt") / "run"
-    _finish(_cli(out))
-    return out
-
-
-def test_two_iterations_end_to_end(uninterrupted):
-    out = uninterrupted
+def _check_two_iterations(out: Path) -> None:
+    """What a finished two-iteration run promises, whether or not it was killed on the way."""
     record = json.loads((out / "run.json").read_text())
     assert record["status"] == "succeeded"
     m0, m1 = _manifest(out, 0), _manifest(out, 1)
@@ -149,7 +145,7 @@ def test_two_iterations_end_to_end(uninterrupted):
     assert m0["model_out"]["fingerprint"] in lines[0] and m1["model_out"]["fingerprint"] in lines[1]
 
 
-def test_killed_between_and_inside_stages_resumes(uninterrupted, tmp_path):
+def test_killed_between_and_inside_stages_resumes(tmp_path):
     out = tmp_path / "killed"
     # 1: killed between stages (iteration 0's curation has just finished)
     _kill_when(_cli(out), lambda: _stage(out, 0, "curate") == "done")
@@ -164,28 +160,26 @@ def test_killed_between_and_inside_stages_resumes(uninterrupted, tmp_path):
     )
     # 3: runs to the end
     _finish(_cli(out))
+    _check_two_iterations(out)
     m0, m1 = _manifest(out, 0), _manifest(out, 1)
-    assert m0["status"] == m1["status"] == "done" and m1["probe"]["ok"]
     # no finished stage redone: stages done by run 1 kept their run id and a single attempt
+    assert first["curate"]["status"] == "done"
     for name, s in first.items():
         if s["status"] == "done":
             assert m0["stages"][name]["run_id"] == s["run_id"]
             assert m0["stages"][name]["attempts"] == 1
     assert m1["stages"]["train"]["attempts"] == 2
     assert len(m0["run_ids"]) == len(m1["run_ids"]) == 3  # every run opens every iteration
-    # nothing lost, nothing duplicated: the same rows as the uninterrupted run
-    ref = uninterrupted
+    # nothing lost, nothing duplicated: 12 segments, each augmented and curated once per
+    # iteration under the same id, and each iteration's curation over the same pairs
     segs = _rows(out / "iter_0" / "segments", ("segment_id",))
-    assert segs == _rows(ref / "iter_0" / "segments", ("segment_id",)) and len(segs) == 12
-    for sub in ("iter_0/augmented", "iter_0/curated", "iter_1/curated"):
-        ids = _rows(out / sub, ("id", "score") if "curated" in sub else ("id",))
-        assert ids == _rows(ref / sub, ("id", "score") if "curated" in sub else ("id",)), sub
-        assert len(ids) == len({i[0] for i in ids}) == 12, sub
+    assert len(segs) == len(set(segs)) == 12
+    augmented = _rows(out / "iter_0" / "augmented", ("id",))
+    assert len(augmented) == len(set(augmented)) == 12
+    for sub in ("iter_0/curated", "iter_1/curated"):
+        assert _rows(out / sub, ("id",)) == augmented, sub
     gen = _rows(out / "iter_0" / "data" / "augment", ("id", "completion"))
     assert len(gen) == len({g[0] for g in gen})  # the augment stage wrote each id once
-    for sub in ("iter_0/train_data", "iter_1/train_data"):
-        cols = ("origin",)
-        assert _rows(out / sub, cols) == _rows(ref / sub, cols), sub
-    assert _rows(out / "iter_0" / "augmented", ("id", "instruction")) == _rows(
-        ref / "iter_0" / "augmented", ("id", "instruction")
-    )
+    for t, m in enumerate((m0, m1)):  # each training set: the 16 seeds and A4, no row twice
+        origins = [o for (o,) in _rows(out / f"iter_{t}" / "train_data", ("origin",))]
+        assert len(origins) == 16 + m["metrics"]["A4"], t

@@ -54,7 +54,9 @@ MINIMAL_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
 class SandboxConfig(StrictModel):
-    wall_s: float = Field(10.0, gt=0, description="Wall-clock seconds before the whole run is killed.")
+    wall_s: float = Field(
+        10.0, gt=0, description="Wall-clock seconds before the whole run is killed."
+    )
     cpu_s: int = Field(5, ge=1, description="CPU seconds (RLIMIT_CPU): SIGXCPU, then SIGKILL.")
     memory_mb: int = Field(
         1024, ge=64, description="Address space in MiB (RLIMIT_AS): allocations beyond it fail."
@@ -124,6 +126,8 @@ class SandboxResult:
     duration_s: float
     stdout_truncated: bool = False
     stderr_truncated: bool = False
+    stdout_tail: str = ""  # the last bytes of stdout (up to 256), kept even when truncated
+    stderr_tail: str = ""  # the same for stderr (a traceback's last line)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -220,7 +224,12 @@ class Sandbox:
             )
 
     def run(
-        self, files: dict[str, str], argv: list[str], stdin: str = "", *, wall_s: float | None = None
+        self,
+        files: dict[str, str],
+        argv: list[str],
+        stdin: str = "",
+        *,
+        wall_s: float | None = None,
     ) -> SandboxResult:
         """Write ``files`` into a fresh directory and run ``python -I *argv`` there."""
         return _run(self.config, self.isolation, files, argv, stdin, wall_s=wall_s)
@@ -264,10 +273,14 @@ def _wait_nowait(pid: int, deadline: float) -> bool:
         delay = min(delay * 2, 0.02)
 
 
-def _read_capped(path: str, cap: int) -> tuple[str, bool]:
+def _read_capped(path: str, cap: int) -> tuple[str, bool, str]:
+    """(the first ``cap`` bytes, whether there were more, the last 256 bytes)."""
     with open(path, "rb") as f:
         data = f.read(cap + 1)
-    return data[:cap].decode("utf-8", "replace"), len(data) > cap
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - 256))
+        tail = f.read(256)
+    return data[:cap].decode("utf-8", "replace"), len(data) > cap, tail.decode("utf-8", "replace")
 
 
 def _run(
@@ -280,7 +293,9 @@ def _run(
     wall_s: float | None = None,
     env_extra: dict | None = None,
 ) -> SandboxResult:
-    uid = random.SystemRandom().randrange(c.uid_base, c.uid_base + c.uid_count) if iso.user else None
+    uid = (
+        random.SystemRandom().randrange(c.uid_base, c.uid_base + c.uid_count) if iso.user else None
+    )
     base = tempfile.mkdtemp(prefix="synth-ray-sandbox-")
     try:
         work = os.path.join(base, "work")
@@ -327,8 +342,8 @@ def _run(
             if uid is not None:
                 sweep_uid(uid)
         duration = time.monotonic() - t0
-        stdout, out_trunc = _read_capped(out_path, c.output_bytes)
-        stderr, err_trunc = _read_capped(err_path, c.output_bytes)
+        stdout, out_trunc, out_tail = _read_capped(out_path, c.output_bytes)
+        stderr, err_trunc, err_tail = _read_capped(err_path, c.output_bytes)
         return SandboxResult(
             returncode=rc,
             stdout=stdout,
@@ -337,6 +352,8 @@ def _run(
             duration_s=duration,
             stdout_truncated=out_trunc,
             stderr_truncated=err_trunc,
+            stdout_tail=out_tail,
+            stderr_tail=err_tail,
             extra={"uid": uid},
         )
     finally:

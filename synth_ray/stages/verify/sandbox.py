@@ -31,6 +31,7 @@ Nothing here uses signals or ``signal.alarm``: it runs from any thread.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -334,10 +335,8 @@ def _run(
             exited = _wait_nowait(proc.pid, t0 + (wall_s or c.wall_s))
         finally:
             # The group leader is not reaped yet, so its pid cannot name another group.
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
             rc = proc.wait()
             if uid is not None:
                 sweep_uid(uid)
@@ -397,7 +396,7 @@ def _probe(config: SandboxConfig) -> Isolation:
             user=got["uid"] != os.getuid(),
             detail="probe: " + json.dumps(got),
         )
-    except Exception as exc:  # noqa: BLE001 - any failure means: no isolation
+    except Exception as exc:
         return Isolation(False, False, False, f"probe failed: {exc!r}")
     finally:
         shutil.rmtree(secret_dir, ignore_errors=True)

@@ -18,6 +18,7 @@ sympy's ``simplify`` can run for minutes and its parser evaluates Python, so:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -154,26 +155,21 @@ class SymbolicChecker:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # not reaped yet: the group id is still ours
-        except (ProcessLookupError, PermissionError):
-            pass
+        # Not reaped yet: the group id is still ours.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         for f in (proc.stdin, proc.stdout):
-            try:
+            with contextlib.suppress(OSError):
                 f.close()
-            except OSError:
-                pass
 
     def close(self) -> None:
         with self._lock:
             self._kill()
 
     def __del__(self):
-        try:
+        with contextlib.suppress(Exception):
             self._kill()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
 
     def equal(self, a: str, b: str) -> tuple[bool | None, str]:
         try:

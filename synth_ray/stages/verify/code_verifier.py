@@ -116,12 +116,15 @@ def classify(result: SandboxResult, token: str) -> Verdict:
             return Verdict(0, f"test_failed: {msg[:200]}")
         if kind in ("ModuleNotFoundError", "ImportError"):
             return Verdict(0, f"import_error: {msg[:200]}")
+        if "File too large" in msg:  # Python ignores SIGXFSZ: the write fails with EFBIG
+            return Verdict(0, f"file_size_limit: {msg[:200]}")
         if kind == "MemoryError":
             return Verdict(0, "memory_limit: MemoryError")
         if kind in ("SyntaxError", "IndentationError", "TabError"):
             return Verdict(0, f"syntax_error: {msg[:200]}")
         return Verdict(0, f"error: {msg[:200] or reason}")
-    return Verdict(0, f"{reason}: {result.stderr_tail.strip()[-200:]}".rstrip(": "))
+    last = [ln for ln in result.stderr_tail.splitlines() if ln.strip()]
+    return Verdict(0, f"{reason}: {last[-1].strip()[:200]}" if last else reason)
 
 
 @VERIFIERS.register("code")

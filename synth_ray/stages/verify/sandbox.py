@@ -241,6 +241,7 @@ def _spec(c: SandboxConfig, iso: Isolation, work: str, argv: list[str], uid: int
     env = {"PATH": MINIMAL_PATH, "HOME": work, "TMPDIR": work, "LANG": "C.UTF-8"}
     return {
         "network": iso.network,
+        "pidns": iso.mounts,
         "hide": hide,
         "keep": [*_keep_paths(), work],
         "tmpfs_mb": c.tmpfs_mb,
@@ -334,6 +335,11 @@ def _run(
                 pass
             exited = _wait_nowait(proc.pid, t0 + (wall_s or c.wall_s))
         finally:
+            if uid is not None:
+                # Everything of the run's uid first (the pid namespace's init with it: the kernel
+                # then kills and reaps the rest), so the launcher can reap its child and exit.
+                sweep_uid(uid)
+                _wait_nowait(proc.pid, time.monotonic() + 1.0)
             # The group leader is not reaped yet, so its pid cannot name another group.
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)

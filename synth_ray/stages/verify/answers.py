@@ -60,7 +60,7 @@ def extract_answer(text: str) -> tuple[str | None, str]:
         return b.strip(), "boxed"
     said = _ANSWER_IS.findall(text)
     if said:
-        return said[-1].strip(), "answer_is"
+        return said[-1].strip().rstrip(".").strip(), "answer_is"
     nums = _NUMBER.findall(text)
     if nums:
         return nums[-1], "last_number"

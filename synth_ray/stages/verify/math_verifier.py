@@ -72,11 +72,13 @@ class MathVerifier(Verifier):
             else:
                 eq, reason = self._checker().equal(clean(got), clean(ref))
                 if eq is None:
-                    code = reason.split(":", 1)[0]
-                    return Verdict(0, f"{code} ({how}): {got[:80]!r} vs {ref[:80]!r}: {reason}")
+                    code, _, detail = reason.partition(":")
+                    return Verdict(
+                        0, f"{code}: {got[:80]!r} vs {ref[:80]!r} ({how}):{detail[:200]}"
+                    )
         if eq:
-            return Verdict(1, f"correct ({how}, {reason}): {got[:80]!r}")
-        return Verdict(0, f"wrong_answer ({how}): got {got[:80]!r}, expected {ref[:80]!r}")
+            return Verdict(1, f"correct: {got[:80]!r} ({how}, {reason})")
+        return Verdict(0, f"wrong_answer: got {got[:80]!r}, expected {ref[:80]!r} ({how})")
 
     def close(self) -> None:
         if self._symbolic is not None:

@@ -72,7 +72,7 @@ class VerifyBatch:
         verdicts: list[Verdict] = [Verdict(0, f"no_output: no text in {field!r}")] * len(rows)
         try:
             got = self.verifier.verify_many([(rows[i], rows[i][field]) for i in todo])
-        except Exception:  # noqa: BLE001 - judged one by one below, each failure its own reason
+        except Exception:  # judged one by one below, each failure its own reason
             got = [self._one(rows[i], rows[i][field]) for i in todo]
         for i, v in zip(todo, got):
             verdicts[i] = v
@@ -89,7 +89,7 @@ class VerifyBatch:
     def _one(self, row: dict, output: str) -> Verdict:
         try:
             return self.verifier.verify(row, output)
-        except Exception as exc:  # noqa: BLE001 - a row, not the job, fails
+        except Exception as exc:  # a row, not the job, fails
             return Verdict(0, f"verifier_error: {type(exc).__name__}: {str(exc)[:200]}")
 
 

@@ -162,4 +162,5 @@ def main():
         _fail(f"exec {spec['python']}: {exc}")
 
 
-main()
+if __name__ == "__main__":  # a script: importing it does nothing
+    main()

@@ -32,13 +32,18 @@ def equal(a, b):
     return bool(eq)
 
 
-sys.stdout.write('{"ready": true}\n')
-sys.stdout.flush()
-for line in sys.stdin:
-    req = json.loads(line)
-    try:
-        out = {"equal": equal(req["a"], req["b"])}
-    except Exception as exc:
-        out = {"equal": None, "error": f"{type(exc).__name__}: {str(exc)[:200]}"}
-    sys.stdout.write(json.dumps(out) + "\n")
+def main():
+    sys.stdout.write('{"ready": true}\n')
     sys.stdout.flush()
+    for line in sys.stdin:
+        req = json.loads(line)
+        try:
+            out = {"equal": equal(req["a"], req["b"])}
+        except Exception as exc:
+            out = {"equal": None, "error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+        sys.stdout.write(json.dumps(out) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":  # a script: importing it does nothing
+    main()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
-from synth_ray.stages.verify.sandbox import SandboxConfig, _is_zombie
+import pytest
+
+from synth_ray.stages.verify.sandbox import SandboxConfig, _is_zombie, probe
 
 
 def limits_config(**kw) -> SandboxConfig:
@@ -27,3 +29,10 @@ def sandbox_processes(config: SandboxConfig | None = None) -> list[int]:
         if c.uid_base <= uid < c.uid_base + c.uid_count and not _is_zombie(pid):
             found.append(int(pid))
     return found
+
+
+def require_isolation() -> None:
+    """Skip where the sandbox cannot isolate (not root): it would refuse, by design."""
+    iso = probe(SandboxConfig())
+    if not iso.full:
+        pytest.skip(f"the sandbox refuses to run here: {iso.describe()}")

@@ -17,7 +17,7 @@ from synth_ray.stages.verify.code_verifier import (
 )
 
 from ...conftest import SHARED_DATA
-from .sandbox_util import limits_config
+from .sandbox_util import limits_config, require_isolation
 
 N_HUMANEVAL = 20
 
@@ -33,6 +33,7 @@ def humaneval() -> list[dict]:
 
 @pytest.fixture(scope="module")
 def verifier() -> CodeVerifier:
+    require_isolation()
     return CodeVerifier(CodeVerifierConfig(sandbox=limits_config(wall_s=5.0, cpu_s=3), threads=2))
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from synth_ray.stages.verify.code_verifier import CodeVerifier, CodeVerifierConfig
 
-from .sandbox_util import limits_config, sandbox_processes
+from .sandbox_util import limits_config, require_isolation, sandbox_processes
 
 HOSTILE = Path(__file__).with_name("hostile")
 REPO = Path(__file__).resolve().parents[3]
@@ -39,6 +39,7 @@ def expected(name: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def verifier() -> CodeVerifier:
+    require_isolation()
     return CodeVerifier(CodeVerifierConfig(sandbox=limits_config(), threads=2))
 
 
@@ -86,6 +87,7 @@ def test_limits_hold_before_bombs():
     """Harmless probes of the two limits the bombs rely on: processes and address space."""
     from synth_ray.stages.verify.sandbox import Sandbox
 
+    require_isolation()
     sb = Sandbox(limits_config())
     forks = (
         "import os, time\nn = 0\nfor i in range(30):\n"
@@ -132,6 +134,7 @@ def test_no_secret_in_output(bait):
     """The raw output of the credential readers holds neither the secret nor the token."""
     from synth_ray.stages.verify.sandbox import Sandbox
 
+    require_isolation()
     sb = Sandbox(limits_config())
     for name in ("read_home_secret", "read_credentials"):
         r = sb.run({"m.py": program(name, bait)}, ["m.py"])
@@ -146,6 +149,7 @@ def test_process_group_escape_killed():
     """A child that left the group with setsid is killed by the uid sweep."""
     from synth_ray.stages.verify.sandbox import Sandbox
 
+    require_isolation()
     sb = Sandbox(limits_config())
     code = (
         "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(60)\n"

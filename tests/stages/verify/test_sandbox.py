@@ -19,7 +19,7 @@ from synth_ray.stages.verify.sandbox import (
     probe,
 )
 
-from .sandbox_util import limits_config, sandbox_processes
+from .sandbox_util import limits_config, require_isolation, sandbox_processes
 
 REPORT = r"""
 import json, os, sys, resource
@@ -38,6 +38,7 @@ print(json.dumps({
 
 @pytest.fixture(scope="module")
 def sandbox() -> Sandbox:
+    require_isolation()
     return Sandbox(limits_config())
 
 

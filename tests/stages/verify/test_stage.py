@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from synth_ray.stages.verify.stage import VerifyBatch, VerifyStageConfig, verify_rows
 
 from ...conftest import SHARED_DATA
-from .sandbox_util import limits_config, sandbox_processes
+from .sandbox_util import limits_config, require_isolation, sandbox_processes
 from .test_hostile import HOSTILE, PROBLEM
 
 
@@ -84,6 +84,7 @@ class PidVerify(VerifyBatch):
 def test_hostile_rows_through_ray_data(ray_local):
     if not (SHARED_DATA / "humaneval.jsonl.gz").exists():
         pytest.skip("humaneval.jsonl.gz absent")
+    require_isolation()
     import ray
 
     hostile = ["fork_bomb", "kill_parent", "kill_everything", "memory_bomb", "read_credentials"]

@@ -56,7 +56,9 @@ def test_humaneval_wrong_solutions_fail(verifier, humaneval):
     assert all(v.reward == 0 for v in verdicts)
     codes = [v.code for v in verdicts]
     assert codes[0] in ("test_failed", "error")
-    assert codes[1:] == ["error", "syntax_error", "exited_early", "cpu_time_limit"], verdicts
+    assert codes[1:4] == ["error", "syntax_error", "exited_early"], verdicts
+    # The CPU limit (3 s) ends the loop; on a loaded machine the 5 s wall clock may come first.
+    assert codes[4] in ("cpu_time_limit", "wall_time_limit"), verdicts
     assert "NotImplementedError" in verdicts[1].reason
 
 

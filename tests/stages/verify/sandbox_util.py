@@ -10,8 +10,8 @@ from synth_ray.stages.verify.sandbox import SandboxConfig, _is_zombie, probe
 
 
 def limits_config(**kw) -> SandboxConfig:
-    """Short limits: hostile programs are stopped in about 2 s."""
-    base = dict(wall_s=2.0, cpu_s=1, memory_mb=256, file_size_mb=1, processes=8, output_bytes=4096)
+    """Short limits: hostile programs are stopped within 3 s (slack for a loaded machine)."""
+    base = dict(wall_s=3.0, cpu_s=1, memory_mb=256, file_size_mb=1, processes=8, output_bytes=4096)
     return SandboxConfig(**{**base, **kw})
 
 

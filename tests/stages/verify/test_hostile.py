@@ -1,7 +1,7 @@
 """The hostile corpus (``hostile/``): each program contained, reported as a failed sample with its
 reason, and without a trace on the machine; the process running the verifier goes on.
 
-Real sandbox processes, short limits (2 s wall, 1 CPU second, 256 MiB, 1 MiB files, 8
+Real sandbox processes, short limits (3 s wall, 1 CPU second, 256 MiB, 1 MiB files, 8
 processes). The fork bomb and the memory bomb only run after the limits were seen to hold on
 harmless programs (``test_sandbox.py``; here ``test_limits_hold_before_bombs`` runs first).
 """

@@ -2,6 +2,12 @@
 ground truth). ``generate_problems(name, n, seed=..., difficulties=...)``."""
 
 from synth_ray.stages.problems import arithmetic  # noqa: F401 - registration
-from synth_ray.stages.problems.base import GENERATORS, Problem, ProblemGenerator, generate_problems
+from synth_ray.stages.problems.base import (
+    GENERATORS,
+    Problem,
+    ProblemGenerator,
+    generate_problems,
+    sft_row,
+)
 
-__all__ = ["GENERATORS", "Problem", "ProblemGenerator", "generate_problems"]
+__all__ = ["GENERATORS", "Problem", "ProblemGenerator", "generate_problems", "sft_row"]

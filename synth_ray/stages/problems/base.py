@@ -74,3 +74,15 @@ def generate_problems(
             }
         )
     return rows
+
+
+def sft_row(problem: dict) -> dict:
+    """A generated problem as an instruction row (``id``, ``instruction``, ``input``,
+    ``output``: the columns ``synth-ray export`` and the SFT trainer read), the worked solution
+    as the output: its ``#### answer`` line is what the math verifier extracts."""
+    return {
+        "id": problem["id"],
+        "instruction": problem["question"],
+        "input": "",
+        "output": problem["answer"],
+    }

@@ -10,7 +10,13 @@ from fractions import Fraction
 import pytest
 import sympy
 
-from synth_ray.stages.problems import GENERATORS, Problem, ProblemGenerator, generate_problems
+from synth_ray.stages.problems import (
+    GENERATORS,
+    Problem,
+    ProblemGenerator,
+    generate_problems,
+    sft_row,
+)
 from synth_ray.stages.problems.arithmetic import linear_form, solve_statement
 from synth_ray.stages.verify.math_verifier import MathVerifier
 
@@ -90,3 +96,12 @@ def test_a_new_domain_is_one_class():
         assert [int(r["final_answer"]) % 2 for r in rows] == [0] * 5
     finally:
         GENERATORS._items.pop("doubling-test")
+
+
+def test_sft_rows_carry_the_worked_solution(verifier):
+    rows = generate_problems("linear", 8, seed=1)
+    for p in rows:
+        s = sft_row(p)
+        assert set(s) == {"id", "instruction", "input", "output"} and s["id"] == p["id"]
+        assert s["instruction"] == p["question"] and "\n" in s["output"]  # steps, then ####
+        assert verifier.verify(p, s["output"]).reward == 1

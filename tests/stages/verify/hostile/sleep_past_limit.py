@@ -1,0 +1,5 @@
+# expect: wall_time_limit
+# ruff: noqa  (hostile on purpose: written as a model might, not to this repository's style)
+import time
+
+time.sleep(60)

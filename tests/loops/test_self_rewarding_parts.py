@@ -149,9 +149,9 @@ def test_histogram_win_rate_positives():
 
 
 def _select_on_recorded(tmp_path, judged: list[dict], prompts: list[str], **kw):
-    from synth_ray.stages.records import write_table_dir
-
     import pyarrow as pa
+
+    from synth_ray.stages.records import write_table_dir
 
     c = cfg(tmp_path, **kw)
     it = Iteration(str(tmp_path), 0, "run-a")

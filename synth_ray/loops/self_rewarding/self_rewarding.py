@@ -117,6 +117,13 @@ class SelfRewarding(IterativeJob):
         cfg: SelfRewardingConfig = ctx.config
         it.manifest["settings"]["judge"] = cfg.judge.model_dump(mode="json")
         it.manifest["settings"]["feedback"] = cfg.feedback
+        ift, eft, held = _data(cfg)
+        for name, src, n in (
+            ("ift", cfg.ift or "shipped Self-Instruct seed instances", len(ift)),
+            ("eft", cfg.eft or "built by rule from the IFT pairs", len(eft)),
+            ("heldout", cfg.ift or "shipped Self-Instruct seed instances", len(held)),
+        ):
+            it.manifest["datasets"][name] = {"path": src, "rows": n, "role": "in"}
         ins = it.stage("instructions", lambda: self._instructions(ctx, it, served, m_t))
         resp = it.stage("responses", lambda: self._responses(ctx, it, served, m_t))
         jud = it.stage("judge", lambda: self._judge(cfg, it, served, m_t))

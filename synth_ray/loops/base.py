@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
+from synth_ray.config import ConfigError
 from synth_ray.io import fs
 from synth_ray.io.ids import stable_hash
 from synth_ray.io.layout import read_parquet_dir
@@ -33,6 +34,7 @@ from synth_ray.job import GenerationJobConfig, Job
 
 if TYPE_CHECKING:
     from synth_ray.job import JobContext
+    from synth_ray.loops.swap import ServedModel
     from synth_ray.models import ResolvedModel
 
 log = logging.getLogger(__name__)
@@ -171,6 +173,40 @@ class IterativeJob(Job):
             Iteration(ctx.layout.root, t, ctx.run_id)
             for t in range(ctx.config.iterations)  # type: ignore[attr-defined]
         ]
+
+    def run_iterations(
+        self,
+        ctx: JobContext,
+        served: ServedModel,
+        first: Callable[[Iteration], ResolvedModel],
+        step: Callable[[Iteration, ResolvedModel], ResolvedModel],
+    ) -> None:
+        """Run the loop: ``first(iteration 0)`` runs the stages before the first iteration's own
+        (seed models, M1) and returns M_0; then ``step(it, M_t)`` runs iteration t and returns
+        M_{t+1}. Each iteration's parent model goes to its manifest and its metrics to run.json
+        (``counts.iterations``); the served engines are released however the loop ends."""
+        iters = self.iterations(ctx)
+        summary = []
+        try:
+            m_t = first(iters[0])
+            for it in iters:
+                it.manifest["parent_model"] = model_record(m_t)
+                m_next = step(it, m_t)
+                summary.append({"iteration": it.t, "skipped": it.skipped, **it.manifest["metrics"]})
+                m_t = m_next
+        finally:
+            served.release()
+            ctx.record.engine_starts += served.starts
+            ctx.record.counts["iterations"] = summary
+        ctx.record.extra["final_model"] = model_record(m_t)
+
+
+def check_loop_engine(config: GenerationJobConfig) -> None:
+    """A loop serves its own models on long-lived vLLM replicas: other engines stop preflight."""
+    if config.engine.type != "vllm":
+        raise ConfigError("field 'engine.type': a loop serves its own models: use vllm")
+    if getattr(config.engine, "lifetime", "auto") == "dataset":
+        raise ConfigError("field 'engine.lifetime': a loop needs long-lived replicas (run)")
 
 
 def read_manifests(output_dir: str) -> list[dict[str, Any]]:

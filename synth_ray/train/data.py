@@ -116,6 +116,23 @@ def conversation(row: dict[str, Any]) -> list[dict[str, str]]:
     return [{"role": "user", "content": user}, {"role": "assistant", "content": row["output"]}]
 
 
+def instruction_pairs(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """(instruction, output) pairs of SFT rows, ``messages`` (first user and assistant turns)
+    or Alpaca fields (instruction + input); rows with an empty side are left out."""
+    pairs = []
+    for r in rows:
+        if r.get("messages"):
+            msgs = r["messages"]
+            user = next((m["content"] for m in msgs if m["role"] == "user"), "")
+            out = next((m["content"] for m in msgs if m["role"] == "assistant"), "")
+        else:
+            user = (r.get("instruction") or "") + (f"\n\n{r['input']}" if r.get("input") else "")
+            out = r.get("output") or ""
+        if user.strip() and out.strip():
+            pairs.append({"instruction": user, "output": out})
+    return pairs
+
+
 def sft_tokens(
     tokenizer, messages: list[dict[str, str]], max_length: int
 ) -> tuple[list[int], list[int]]:

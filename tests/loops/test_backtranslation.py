@@ -8,81 +8,19 @@ test's 4 minutes of CI)."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from synth_ray.io.layout import read_parquet_dir
-from synth_ray.localcluster import kill_cluster
+
+from .loopproc import REPO, cli, finish, kill_when, manifest, stage
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.train]
 
-REPO = Path(__file__).resolve().parents[2]
 JOB = REPO / "jobs" / "tiny" / "backtranslation.yaml"
-
-
-MARK = "SYNTH_RAY_TEST_LOOP"
-
-
-def _cli(out: Path) -> subprocess.Popen:
-    """The job as ``synth-ray run`` in a process of its own, its output to a log file (a pipe
-    nobody reads while the test waits would fill up and block the job)."""
-    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", PYTHONPATH=str(REPO))
-    env[MARK] = str(out)  # Ray's workers inherit it: what the kill finds them by
-    env.pop("RAY_ADDRESS", None)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    log = out.parent / f"{out.name}-run{len(list(out.parent.glob(out.name + '-run*.log')))}.log"
-    with open(log, "w") as f:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "synth_ray.cli", "run", str(JOB), "--set", f"output_dir={out}"],
-            cwd=REPO,
-            env=env,
-            stdout=f,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    proc.log, proc.marker = log, str(out)
-    return proc
-
-
-def _manifest(out: Path, t: int) -> dict:
-    p = out / f"iter_{t}" / "manifest.json"
-    return json.loads(p.read_text()) if p.exists() else {}
-
-
-def _stage(out: Path, t: int, name: str) -> str | None:
-    return ((_manifest(out, t).get("stages") or {}).get(name) or {}).get("status")
-
-
-def _tail(proc: subprocess.Popen) -> str:
-    return proc.log.read_text(errors="replace")[-4000:]
-
-
-def _finish(proc: subprocess.Popen, timeout_s: float = 1500) -> None:
-    proc.wait(timeout=timeout_s)
-    assert proc.returncode == 0, _tail(proc)
-
-
-def _kill_when(proc: subprocess.Popen, ready, timeout_s: float = 900) -> None:
-    t0 = time.time()
-    while not ready():
-        if proc.poll() is not None:
-            pytest.fail(f"the job ended before the kill point:\n{_tail(proc)}")
-        if time.time() - t0 > timeout_s:
-            os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail("the kill point was never reached")
-        time.sleep(0.5)
-    # the driver and everything it started: its process group, and Ray's workers (which leave
-    # the group but keep the marker in their environment)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    left = kill_cluster([proc.pid], marker=proc.marker, var=MARK)
-    assert not left, f"processes of the killed run left: {left}"
 
 
 def _rows(path: Path, cols=("id",)) -> list[tuple]:
@@ -94,7 +32,7 @@ def _check_two_iterations(out: Path) -> None:
     """What a finished two-iteration run promises, whether or not it was killed on the way."""
     record = json.loads((out / "run.json").read_text())
     assert record["status"] == "succeeded"
-    m0, m1 = _manifest(out, 0), _manifest(out, 1)
+    m0, m1 = manifest(out, 0), manifest(out, 1)
     for m in (m0, m1):
         assert m["status"] == "done"
         assert all(s["status"] == "done" for s in m["stages"].values())
@@ -148,20 +86,20 @@ def _check_two_iterations(out: Path) -> None:
 def test_killed_between_and_inside_stages_resumes(tmp_path):
     out = tmp_path / "killed"
     # 1: killed between stages (iteration 0's curation has just finished)
-    _kill_when(_cli(out), lambda: _stage(out, 0, "curate") == "done")
-    first = _manifest(out, 0)["stages"]
+    kill_when(cli(JOB, out), lambda: stage(out, 0, "curate") == "done")
+    first = manifest(out, 0)["stages"]
     # 2: killed in the middle of a stage: iteration 1's training, once Ray Train runs
-    proc = _cli(out)
-    _kill_when(
+    proc = cli(JOB, out)
+    kill_when(
         proc,
         lambda: (
-            _stage(out, 1, "train") == "running" and (out / "iter_1" / "m_next" / "train").exists()
+            stage(out, 1, "train") == "running" and (out / "iter_1" / "m_next" / "train").exists()
         ),
     )
     # 3: runs to the end
-    _finish(_cli(out))
+    finish(cli(JOB, out))
     _check_two_iterations(out)
-    m0, m1 = _manifest(out, 0), _manifest(out, 1)
+    m0, m1 = manifest(out, 0), manifest(out, 1)
     # no finished stage redone: stages done by run 1 kept their run id and a single attempt
     assert first["curate"]["status"] == "done"
     for name, s in first.items():

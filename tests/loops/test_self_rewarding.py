@@ -9,7 +9,6 @@ preference rows that export and read as DPO input."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,34 +18,12 @@ import pytest
 from synth_ray.io.layout import read_parquet_dir
 from synth_ray.io.rejects import read_rejects
 
-from .test_backtranslation import MARK, _kill_when, _manifest, _stage
+from .loopproc import REPO, cli, finish, kill_when, manifest, stage
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.train]
 
-REPO = Path(__file__).resolve().parents[2]
 JOB = REPO / "jobs" / "tiny" / "self_rewarding.yaml"
 STAGES = ["instructions", "responses", "judge", "select", "train", "swap", "evaluate"]
-
-
-def _cli(out: Path) -> subprocess.Popen:
-    """The job as ``synth-ray run`` in a process of its own, logged to a file, its Ray workers
-    marked for the kill (as in the backtranslation test)."""
-    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", PYTHONPATH=str(REPO))
-    env[MARK] = str(out)
-    env.pop("RAY_ADDRESS", None)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    log = out.parent / f"{out.name}-run{len(list(out.parent.glob(out.name + '-run*.log')))}.log"
-    with open(log, "w") as f:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "synth_ray.cli", "run", str(JOB), "--set", f"output_dir={out}"],
-            cwd=REPO,
-            env=env,
-            stdout=f,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    proc.log, proc.marker = log, str(out)
-    return proc
 
 
 def _ids(path: Path, col: str = "id") -> list[str]:
@@ -57,25 +34,21 @@ def _ids(path: Path, col: str = "id") -> list[str]:
 def test_two_iterations_killed_inside_and_between_stages_resume(tmp_path):
     out = tmp_path / "run"
     # 1: killed inside a stage: M1's SFT, once Ray Train runs
-    _kill_when(
-        _cli(out),
-        lambda: (
-            _stage(out, 0, "sft_m1") == "running" and (out / "iter_0" / "m1" / "train").exists()
-        ),
+    kill_when(
+        cli(JOB, out),
+        lambda: stage(out, 0, "sft_m1") == "running" and (out / "iter_0" / "m1" / "train").exists(),
     )
-    snaps = [_manifest(out, 0)["stages"]]
+    snaps = [manifest(out, 0)["stages"]]
     # 2: killed between stages: iteration 0's pairs just selected, before its DPO (the next
     # stage may have begun by the time the kill lands: it then counts as killed inside)
-    _kill_when(_cli(out), lambda: _stage(out, 0, "select") == "done")
-    snaps.append(_manifest(out, 0)["stages"])
+    kill_when(cli(JOB, out), lambda: stage(out, 0, "select") == "done")
+    snaps.append(manifest(out, 0)["stages"])
     # 3: runs to the end
-    proc = _cli(out)
-    proc.wait(timeout=1500)
-    assert proc.returncode == 0, proc.log.read_text(errors="replace")[-4000:]
+    finish(cli(JOB, out))
 
     record = json.loads((out / "run.json").read_text())
     assert record["status"] == "succeeded"
-    m0, m1 = _manifest(out, 0), _manifest(out, 1)
+    m0, m1 = manifest(out, 0), manifest(out, 1)
     assert list(m0["stages"]) == ["sft_m1", *STAGES] and list(m1["stages"]) == STAGES
     assert len(m0["run_ids"]) == len(m1["run_ids"]) == 3  # every run opens every iteration
     assert snaps[0]["sft_m1"]["status"] == "running" and snaps[1]["select"]["status"] == "done"

@@ -21,6 +21,7 @@ from synth_ray.loops.base import (
     Iteration,
     IterativeJob,
     LoopConfig,
+    check_loop_engine,
     dataset_record,
     model_record,
 )
@@ -30,6 +31,7 @@ from synth_ray.stages.generate import generate_rows
 from synth_ray.stages.judge import JudgeStageConfig, judge_rows
 from synth_ray.stages.records import request_id, write_table_dir
 from synth_ray.train.api import train_model
+from synth_ray.train.data import instruction_pairs
 from synth_ray.train.sft_config import SFTJobConfig
 
 log = logging.getLogger(__name__)
@@ -131,17 +133,7 @@ def seed_pairs(cfg: BacktranslationConfig, rejects_dir: str | None = None) -> li
         rows, rejects = read_training_rows_local(cfg.seeds, "sft")
         if rejects_dir:
             write_rejects(rejects_dir, rejects, "seeds")
-    pairs = []
-    for r in rows:
-        if r.get("messages"):
-            msgs = r["messages"]
-            user = next((m["content"] for m in msgs if m["role"] == "user"), "")
-            out = next((m["content"] for m in msgs if m["role"] == "assistant"), "")
-        else:
-            user = r["instruction"] + (f"\n\n{r['input']}" if r.get("input") else "")
-            out = r.get("output") or ""
-        if user.strip() and out.strip():
-            pairs.append({"instruction": user, "output": out})
+    pairs = instruction_pairs(rows)
     return pairs[: cfg.max_seeds] if cfg.max_seeds else pairs
 
 
@@ -167,10 +159,7 @@ class Backtranslation(IterativeJob):
             find_inputs(config.input)
         except InputError as exc:
             raise ConfigError(str(exc)) from None
-        if config.engine.type != "vllm":
-            raise ConfigError("field 'engine.type': a loop serves its own models: use vllm")
-        if getattr(config.engine, "lifetime", "auto") == "dataset":
-            raise ConfigError("field 'engine.lifetime': a loop needs long-lived replicas (run)")
+        check_loop_engine(config)
         if not seed_pairs(config):
             raise ConfigError("field 'seeds': no usable seed pairs")
 
@@ -178,20 +167,12 @@ class Backtranslation(IterativeJob):
         cfg: BacktranslationConfig = ctx.config  # type: ignore[assignment]
         base = ctx.model
         served = ServedModel(cfg.engine, cfg.swap)
-        iters = self.iterations(ctx)
-        summary = []
-        try:
-            m_t = self._prelude(ctx, iters[0], served, base)
-            for it in iters:
-                it.manifest["parent_model"] = model_record(m_t)
-                m_next = self._iteration(ctx, it, served, base, m_t)
-                summary.append({"iteration": it.t, "skipped": it.skipped, **it.manifest["metrics"]})
-                m_t = m_next
-        finally:
-            served.release()
-            ctx.record.engine_starts += served.starts
-            ctx.record.counts["iterations"] = summary
-        ctx.record.extra["final_model"] = model_record(m_t)
+        self.run_iterations(
+            ctx,
+            served,
+            first=lambda it0: self._prelude(ctx, it0, served, base),
+            step=lambda it, m_t: self._iteration(ctx, it, served, base, m_t),
+        )
 
     # -- iteration 0 only: the seed models, the segments, self-augmentation --
 

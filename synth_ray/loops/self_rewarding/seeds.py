@@ -25,27 +25,13 @@ from synth_ray.io.ids import stable_hash
 from synth_ray.io.rejects import reject, write_rejects
 from synth_ray.stages import rubrics
 from synth_ray.stages.prompt import shipped_template
+from synth_ray.train.data import instruction_pairs
 
 EFT_KINDS = (("matched", 4), ("truncated", 2), ("mismatched", 0))
 
 
 def _justification(kind: str) -> str:
     return shipped_template(__name__.rsplit(".", 1)[0], f"eft_{kind}").text
-
-
-def _pairs_of(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
-    pairs = []
-    for r in rows:
-        if r.get("messages"):
-            msgs = r["messages"]
-            user = next((m["content"] for m in msgs if m["role"] == "user"), "")
-            out = next((m["content"] for m in msgs if m["role"] == "assistant"), "")
-        else:
-            user = (r.get("instruction") or "") + (f"\n\n{r['input']}" if r.get("input") else "")
-            out = r.get("output") or ""
-        if user.strip() and out.strip():
-            pairs.append({"instruction": user, "output": out})
-    return pairs
 
 
 def _read(path: str, rejects_dir: str | None, prefix: str) -> list[dict[str, Any]]:
@@ -65,12 +51,12 @@ def shipped_ift() -> list[dict[str, str]]:
         for t in load_seed_tasks()
         for i in t["instances"]
     ]
-    return _pairs_of(rows)
+    return instruction_pairs(rows)
 
 
 def load_ift(path: str | None, rejects_dir: str | None = None) -> list[dict[str, str]]:
     """IFT pairs (instruction with its input, output) in file order."""
-    return shipped_ift() if path is None else _pairs_of(_read(path, rejects_dir, "ift"))
+    return shipped_ift() if path is None else instruction_pairs(_read(path, rejects_dir, "ift"))
 
 
 def split_heldout(
@@ -138,7 +124,7 @@ def load_eft(
     if path is None:
         return eft_by_rule(ift, limit)
     rows, bad = [], []
-    for i, p in enumerate(_pairs_of(_read(path, rejects_dir, "eft"))):
+    for i, p in enumerate(instruction_pairs(_read(path, rejects_dir, "eft"))):
         if eft_score(p["output"]) is None:
             bad.append(
                 reject(

@@ -12,7 +12,13 @@ from synth_ray.config import ConfigError
 from synth_ray.io.layout import read_parquet_dir
 from synth_ray.io.rejects import reject, write_rejects
 from synth_ray.job import JOBS, JobContext
-from synth_ray.loops.base import Iteration, IterativeJob, dataset_record, model_record
+from synth_ray.loops.base import (
+    Iteration,
+    IterativeJob,
+    check_loop_engine,
+    dataset_record,
+    model_record,
+)
 from synth_ray.loops.self_rewarding import parts as P
 from synth_ray.loops.self_rewarding import seeds as S
 from synth_ray.loops.self_rewarding.config import (
@@ -55,10 +61,7 @@ class SelfRewarding(IterativeJob):
     config_cls = SelfRewardingConfig
 
     def preflight(self, config: SelfRewardingConfig) -> None:  # type: ignore[override]
-        if config.engine.type != "vllm":
-            raise ConfigError("field 'engine.type': a loop serves its own models: use vllm")
-        if getattr(config.engine, "lifetime", "auto") == "dataset":
-            raise ConfigError("field 'engine.lifetime': a loop needs long-lived replicas (run)")
+        check_loop_engine(config)
         try:
             ift, eft, held = _data(config)
         except (OSError, ValueError) as exc:
@@ -75,20 +78,12 @@ class SelfRewarding(IterativeJob):
     def run(self, ctx: JobContext) -> None:
         cfg: SelfRewardingConfig = ctx.config  # type: ignore[assignment]
         served = ServedModel(cfg.engine, cfg.swap)
-        iters = self.iterations(ctx)
-        summary = []
-        try:
-            m_t = self._sft_m1(ctx, iters[0])
-            for it in iters:
-                it.manifest["parent_model"] = model_record(m_t)
-                m_next = self._iteration(ctx, it, served, m_t)
-                summary.append({"iteration": it.t, "skipped": it.skipped, **it.manifest["metrics"]})
-                m_t = m_next
-        finally:
-            served.release()
-            ctx.record.engine_starts += served.starts
-            ctx.record.counts["iterations"] = summary
-        ctx.record.extra["final_model"] = model_record(m_t)
+        self.run_iterations(
+            ctx,
+            served,
+            first=lambda it0: self._sft_m1(ctx, it0),
+            step=lambda it, m_t: self._iteration(ctx, it, served, m_t),
+        )
 
     # -- M1: SFT of the base model on IFT + EFT --
 

@@ -163,7 +163,11 @@ def passed_rows(batch: pa.Table, task: Task, step: str) -> pa.Table:
 
 def parse_generations(batch: pa.Table, task: Task, step: str, rejects_dir: str, wanted) -> pa.Table:
     """Ray Data UDF: generation rows -> the step's output rows; rejects written."""
+    import ray
+
     out, rejects = [], []
+    if isinstance(wanted, ray.ObjectRef):  # the ids, put once in the object store
+        wanted = ray.get(wanted)
     keep = pc.is_in(batch.column("request_id"), pa.array(sorted(wanted), pa.string()))
     for g in batch.filter(keep).to_pylist():
         row = json.loads(g["row"])
@@ -323,6 +327,7 @@ def dataset_rows(step_dirs: list[str], ctx: JobContext) -> list[dict]:
             method = r.get("method") or s["step"].split("-", 1)[1]
             rid = record_id(method, ins, inp if isinstance(inp, str) else "", outp)
             lineage = {k: r[k] for k in ("parent_id", "operation", "generation") if k in r}
+            parent = r.get("parent_id") or s["parent_id"]  # the row's own lineage first
             out.setdefault(
                 rid,
                 {
@@ -332,7 +337,7 @@ def dataset_rows(step_dirs: list[str], ctx: JobContext) -> list[dict]:
                     "output": outp,
                     "method": method,
                     "round": int(r.get("generation") or 0),
-                    "seed_ids": [s["parent_id"]] if s["parent_id"] else [],
+                    "seed_ids": [parent] if parent else [],
                     "request_id": s["request_id"],
                     "model": ctx.model.name,
                     "run_id": ctx.run_id,

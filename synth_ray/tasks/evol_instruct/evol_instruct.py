@@ -19,6 +19,7 @@ from synth_ray.engines.base import SamplingConfig
 from synth_ray.io.ids import stable_hash
 from synth_ray.stages.parse import json_object
 from synth_ray.stages.prompt import fill
+from synth_ray.stages.records import stage_sampling
 from synth_ray.tasks.base import TASKS, Parsed, Task, TaskConfig
 from synth_ray.tasks.evol_instruct import rules
 
@@ -236,7 +237,7 @@ class Equal(_Generation):
         s = self.sampling()
         if self.config.structured_output:
             s = s.model_copy(update={"regex": EQUAL_REGEX, "stop": []})
-        return s.to_json()
+        return stage_sampling(s, None, key=row.get("id"))  # a set seed varies per row
 
     def prompt(self, row: dict) -> str:
         return fill(

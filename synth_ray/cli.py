@@ -11,7 +11,7 @@ synth-ray export RUN_DIR --format alpaca|messages [--out PATH] [--system-prompt 
                                                          a run's dataset/ for finetuning tools
 synth-ray serve SERVE_CONFIG.yaml [--port P] [--set ...]  the scoring service (Ray Serve)
 synth-ray lineage OUTPUT_DIR                             a loop's iterations, one line each
-synth-ray methods | engines                              list what is registered
+synth-ray methods | engines | tasks                      list what is registered
 """
 
 from __future__ import annotations
@@ -172,6 +172,12 @@ def _cmd_list(args) -> int:
             cls = jobs.get(name)
             doc = (cls.__doc__ or "").strip().splitlines()
             print(f"{name:<22} {cls.kind:<10} {doc[0] if doc else ''}".rstrip())
+    elif args.cmd == "tasks":
+        from synth_ray.tasks import TASKS
+
+        for name in TASKS.names():
+            doc = (TASKS.get(name).__doc__ or "").strip().splitlines()
+            print(f"{name:<22} {doc[0] if doc else ''}".rstrip())
     else:
         from synth_ray.engines import ENGINES
 
@@ -274,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="validate and print the config, start nothing"
     )
     sp.set_defaults(fn=_cmd_serve)
-    for name in ("methods", "engines"):
+    for name in ("methods", "engines", "tasks"):
         sub.add_parser(name, help=f"list registered {name}").set_defaults(fn=_cmd_list)
     return p
 

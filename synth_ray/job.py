@@ -87,6 +87,7 @@ def load_all_jobs() -> Registry[type[Job]]:
     """Import every built-in job package (each registers its jobs) and return the registry."""
     import synth_ray.loops
     import synth_ray.methods
+    import synth_ray.tasks  # the generic tasks job
     import synth_ray.train  # noqa: F401  (trainers)
 
     return JOBS

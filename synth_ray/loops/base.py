@@ -24,9 +24,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
-from synth_ray.config import ConfigError
+from synth_ray.config import ConfigError, format_validation_error
 from synth_ray.io import fs
 from synth_ray.io.ids import stable_hash
 from synth_ray.io.layout import read_parquet_dir
@@ -199,6 +199,24 @@ class IterativeJob(Job):
             ctx.record.engine_starts += served.starts
             ctx.record.counts["iterations"] = summary
         ctx.record.extra["final_model"] = model_record(m_t)
+
+
+def check_train_settings(kind: str, v: dict[str, Any]) -> dict[str, Any]:
+    """A loop's settings for one of its training calls (fields of `method: sft` or `dpo`),
+    validated as that job's config would be; the fields the loop sets itself are refused."""
+    from synth_ray.train.dpo_config import DPOJobConfig
+    from synth_ray.train.sft_config import SFTJobConfig
+
+    for key in ("method", "model", "input", "output_dir", "ref_model"):
+        if key in v:
+            raise ValueError(f"{key} is set by the loop, not here")
+    cls = SFTJobConfig if kind == "sft" else DPOJobConfig
+    raw = {"method": kind, "model": "tiny", "output_dir": "x", "input": "x"}
+    try:
+        cls.model_validate({**v, **raw})
+    except ValidationError as exc:
+        raise ValueError(format_validation_error(exc, f"{kind.upper()} settings")) from None
+    return v
 
 
 def check_loop_engine(config: GenerationJobConfig) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
-from synth_ray.config import StrictModel, format_validation_error
+from synth_ray.config import StrictModel
 from synth_ray.engines.base import SamplingConfig
-from synth_ray.loops.base import LoopConfig
+from synth_ray.loops.base import LoopConfig, check_train_settings
 from synth_ray.stages.judge import JudgeStageConfig
 
 # The paper's training settings (Yuan et al. 2024, section 3): SFT at 5.5e-6, DPO at 1e-6 with
@@ -46,22 +46,6 @@ class EvaluationConfig(StrictModel):
         default_factory=lambda: SamplingConfig(temperature=0.0, max_tokens=512, seed=0),
         description="How M_t and M_{t+1} answer the held-out instructions (greedy).",
     )
-
-
-def _check_train(kind: str, v: dict[str, Any]) -> dict[str, Any]:
-    from synth_ray.train.dpo_config import DPOJobConfig
-    from synth_ray.train.sft_config import SFTJobConfig
-
-    for key in ("method", "model", "input", "output_dir", "ref_model"):
-        if key in v:
-            raise ValueError(f"{key} is set by the loop, not here")
-    cls = SFTJobConfig if kind == "sft" else DPOJobConfig
-    raw = {"method": kind, "model": "tiny", "output_dir": "x", "input": "x"}
-    try:
-        cls.model_validate({**v, **raw})
-    except ValidationError as exc:
-        raise ValueError(format_validation_error(exc, f"{kind.upper()} settings")) from None
-    return v
 
 
 class SelfRewardingConfig(LoopConfig):
@@ -138,12 +122,12 @@ class SelfRewardingConfig(LoopConfig):
     @field_validator("sft")
     @classmethod
     def _sft(cls, v: dict[str, Any]) -> dict[str, Any]:
-        return _check_train("sft", v)
+        return check_train_settings("sft", v)
 
     @field_validator("dpo")
     @classmethod
     def _dpo(cls, v: dict[str, Any]) -> dict[str, Any]:
-        return _check_train("dpo", v)
+        return check_train_settings("dpo", v)
 
 
 def dpo_settings(cfg: SelfRewardingConfig, m_t_source: str) -> dict[str, Any]:

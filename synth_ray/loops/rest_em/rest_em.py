@@ -186,7 +186,10 @@ def run_verifier(cfg: RestEMConfig, rows: list[dict], out: str) -> list[dict]:
     if rows:
         ds = verify_rows(ray.data.from_items(rows), cfg.verify_config())
         got = [
-            {**{k: r.get(k) for k in keep}, **{k: r[k] for k in ("reward", "verify_reason")}}
+            {
+                **{k: r.get(k) for k in keep},
+                **{k: r[k] for k in ("reward", "verify_reason", "verifier")},
+            }
             for r in ds.take_all()
         ]
     else:

@@ -36,6 +36,7 @@ def test_two_iterations_then_a_rerun_that_redoes_nothing(tmp_path):
     assert list(m0["stages"]) == list(m1["stages"]) == STAGES
     assert m1["parent_model"]["fingerprint"] == m0["model_out"]["fingerprint"]
     base = m0["parent_model"]
+    m0_kept = m0["stages"]["select"]["result"]["datasets"]["kept"]["hash"]
     math = build_verifier("math")
     try:
         for t, m in enumerate((m0, m1)):
@@ -82,7 +83,12 @@ def test_two_iterations_then_a_rerun_that_redoes_nothing(tmp_path):
             assert "skipped" not in tr and tr["metrics"]["steps"] == 2
             assert m["settings"]["m_step_base"]["fingerprint"] == base["fingerprint"]
             assert m["probe"]["ok"] and m["probe"]["model"] == m["model_out"]["fingerprint"]
-            assert m["probe"]["differs_from_parent"] is True
+            if t == 0 or st["select"]["datasets"]["kept"]["hash"] != m0_kept:
+                assert m["probe"]["differs_from_parent"] is True
+            else:  # the same kept rows as iteration 0: SFT of the same base gives M_1 again
+                # (an M-step from M_t would have moved it): nothing to swap
+                assert m["model_out"]["fingerprint"] == m0["model_out"]["fingerprint"]
+                assert m["probe"]["swap"] == "none (already served)"
             # held-out pass@1/pass@2 of M_t (before) and M_{t+1} (after)
             ev = st["evaluate"]
             assert ev["problems"] == HELD and ev["samples"] == HELD * N

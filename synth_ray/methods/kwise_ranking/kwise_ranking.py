@@ -418,7 +418,9 @@ def _outputs(cfg: KwiseRankingConfig, ctx: JobContext, ranked: list[dict]):
     # row: the first, from the better-ranked copies, is kept.
     unique: dict[str, dict] = {}
     for p in prefs:
-        unique.setdefault(preference_id("kwise_ranking", p["prompt"], p["chosen"], p["rejected"]), p)
+        unique.setdefault(
+            preference_id("kwise_ranking", p["prompt"], p["chosen"], p["rejected"]), p
+        )
     pair_counts["duplicates_merged"] = len(prefs) - len(unique)
     prefs = list(unique.values())
     pair_counts["rows"] = len(prefs)

@@ -26,7 +26,7 @@ Outputs: ``OUTPUT_DIR/rankings/`` (``prompt``, ``responses`` best first, ``model
 Plackett-Luce trainer) reads as it is, and ``OUTPUT_DIR/preferences/``, the pairwise rows
 derived from each ranking (``pairs: all`` by default, K(K-1)/2 per prompt: Starling's 183k x 21
 = 3.8M; ties and identical texts skipped), for ``method: reward`` / ``dpo`` and
-``synth-ray export --format preferences`` (``--format rankings`` for the k-wise rows).
+``synth-ray export --format preferences`` (no export format for the k-wise rows yet).
 
 Named choices the survey does not fix: prompts default to the shipped Self-Instruct seed
 instructions (Nectar: 183k prompts from public chat datasets); response sampling temperature

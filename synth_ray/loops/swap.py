@@ -127,6 +127,12 @@ class ServedModel:
         self.model = model
         return self.verify(parent)
 
+    def ensure(self, model: ResolvedModel) -> dict[str, Any] | None:
+        """Serve ``model`` before a stage that generates with it: the probe record when the
+        engine had to start or move, None when it already served that content."""
+        served = self.model.fingerprint if self.engine is not None and self.model else None
+        return None if served == model.fingerprint else self.use(model)
+
     def verify(self, parent: ResolvedModel | None = None) -> dict[str, Any]:
         assert self.engine is not None and self.model is not None
         served = self.engine.weight_checksums()  # type: ignore[attr-defined]

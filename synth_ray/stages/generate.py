@@ -116,12 +116,19 @@ def generate_rows(
     if not rows:
         return [], GenerationStats()
     stats = generate_pending(engine, ray.data.from_items(rows), out_dir, run_id, input_kind)
-    wanted = pa.array(sorted({r["id"] for r in rows}), pa.string())
+    return read_generations(out_dir, {r["id"] for r in rows}), stats
+
+
+def read_generations(out_dir: str, request_ids) -> list[dict]:
+    """The generation rows in ``out_dir`` of the requests ``request_ids``, sorted by id; of a
+    retried id's rows (an old error beside the new one) the successful one."""
     table = read_parquet_dir(out_dir)
+    if table is None:
+        return []
+    wanted = pa.array(sorted(request_ids), pa.string())
     table = table.filter(pc.is_in(table.column("request_id"), wanted))
-    # A retried id may have an old error row beside the new one: keep the successful row.
     best: dict[str, dict] = {}
     for r in table.to_pylist():
         if r["id"] not in best or (best[r["id"]]["error"] and not r["error"]):
             best[r["id"]] = r
-    return [best[k] for k in sorted(best)], stats
+    return [best[k] for k in sorted(best)]

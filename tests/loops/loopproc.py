@@ -74,3 +74,28 @@ def kill_when(proc: subprocess.Popen, ready, timeout_s: float = 900) -> None:
     proc.wait()
     left = kill_cluster([proc.pid], marker=proc.marker, var=MARK)
     assert not left, f"processes of the killed run left: {left}"
+
+
+def lineage(out: Path) -> list[str]:
+    """``synth-ray lineage OUT``'s lines, as a user would read them."""
+    res = subprocess.run(
+        [sys.executable, "-m", "synth_ray.cli", "lineage", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    return res.stdout.strip().splitlines()
+
+
+def assert_rerun_redoes_nothing(job: Path, out: Path, first: dict, stages: list[str]) -> None:
+    """Run the finished loop again: every stage of every iteration found done (one attempt
+    each), no engine started, a new run id recorded in each manifest."""
+    finish(cli(job, out))
+    again = json.loads((out / "run.json").read_text())
+    assert again["status"] == "succeeded" and again["run_id"] != first["run_id"]
+    assert again["engine_starts"] == 0
+    for t in range(len(again["counts"]["iterations"])):
+        m = manifest(out, t)
+        assert all(s["attempts"] == 1 for s in m["stages"].values())
+        assert len(m["run_ids"]) == 2
+        assert again["counts"]["iterations"][t]["skipped"] == stages

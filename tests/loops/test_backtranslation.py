@@ -8,15 +8,13 @@ test's 4 minutes of CI)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from synth_ray.io.layout import read_parquet_dir
 
-from .loopproc import REPO, cli, finish, kill_when, manifest, stage
+from .loopproc import REPO, cli, finish, kill_when, lineage, manifest, stage
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.train]
 
@@ -72,13 +70,7 @@ def _check_two_iterations(out: Path) -> None:
         train = m["stages"]["train"]["result"]["metrics"]  # the training input's rejects too
         assert (train["rejected"], train["rejects_by_reason"]) == (0, {})
     assert record["counts"]["iterations"][1]["A4"] == m1["metrics"]["A4"]
-    lineage = subprocess.run(
-        [sys.executable, "-m", "synth_ray.cli", "lineage", str(out)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
-    lines = lineage.stdout.strip().splitlines()
+    lines = lineage(out)
     assert len(lines) == 2 and all("probe: ok" in ln for ln in lines)
     assert m0["model_out"]["fingerprint"] in lines[0] and m1["model_out"]["fingerprint"] in lines[1]
 

@@ -10,15 +10,13 @@ trained, no engine started."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from synth_ray.io.layout import read_parquet_dir
 from synth_ray.stages.verify import build_verifier
 
-from .loopproc import REPO, cli, finish, manifest
+from .loopproc import REPO, assert_rerun_redoes_nothing, cli, finish, lineage, manifest
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.train]
 
@@ -119,26 +117,12 @@ def test_two_iterations_then_a_rerun_that_redoes_nothing(tmp_path):
 
     rows, bad = read_training_rows_local(str(out / "iter_1" / "kept"), "sft")
     assert len(rows) == m1["metrics"]["kept_rows"] and not bad
-    lineage = subprocess.run(
-        [sys.executable, "-m", "synth_ray.cli", "lineage", str(out)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
-    lines = lineage.stdout.strip().splitlines()
+    lines = lineage(out)
     assert len(lines) == 2 and all("probe: ok" in ln and "problems=6" in ln for ln in lines)
     assert all(f"select.kept={m['metrics']['kept_rows']}" in ln for m, ln in zip((m0, m1), lines))
 
     # run again: every stage found done, nothing generated, verified or trained, no engine
-    finish(cli(JOB, out))
-    again = json.loads((out / "run.json").read_text())
-    assert again["status"] == "succeeded" and again["run_id"] != record["run_id"]
-    assert again["engine_starts"] == 0
-    for t in (0, 1):
-        m = manifest(out, t)
-        assert all(s["attempts"] == 1 for s in m["stages"].values())
-        assert len(m["run_ids"]) == 2
-        assert again["counts"]["iterations"][t]["skipped"] == STAGES
+    assert_rerun_redoes_nothing(JOB, out, record, STAGES)
 
 
 def _problems():

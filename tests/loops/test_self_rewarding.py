@@ -9,8 +9,6 @@ preference rows that export and read as DPO input."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,7 @@ import pytest
 from synth_ray.io.layout import read_parquet_dir
 from synth_ray.io.rejects import read_rejects
 
-from .loopproc import REPO, cli, finish, kill_when, manifest, stage
+from .loopproc import REPO, cli, finish, kill_when, lineage, manifest, stage
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.train]
 
@@ -128,13 +126,7 @@ def test_two_iterations_killed_inside_and_between_stages_resume(tmp_path):
     rows, bad = read_training_rows_local(str(out / "iter_1" / "preferences"), "pairwise")
     assert len(rows) == m1["metrics"]["pairs"] and not bad
 
-    lineage = subprocess.run(
-        [sys.executable, "-m", "synth_ray.cli", "lineage", str(out)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
-    lines = lineage.stdout.strip().splitlines()
+    lines = lineage(out)
     assert len(lines) == 2 and all("probe: ok" in ln and '"pairs"' in ln for ln in lines)
     assert all("ift=16" in ln and "eft=8" in ln and "heldout=2" in ln for ln in lines)
     assert m1["model_out"]["fingerprint"] in lines[1]

@@ -285,11 +285,6 @@ class RestEM(IterativeJob):
         prev = Iteration(ctx.layout.root, it.t - 1, ctx.run_id)
         return prev.result("evaluate") or None
 
-    def _use(self, served: ServedModel, model: ResolvedModel) -> dict[str, Any] | None:
-        if served.engine is not None and served.model.fingerprint == model.fingerprint:
-            return None
-        return served.use(model)
-
     def _requests(self, ctx, it: Iteration, m_t: ResolvedModel):
         cfg: RestEMConfig = ctx.config
         train, held = load_split(cfg)
@@ -304,7 +299,7 @@ class RestEM(IterativeJob):
     def _generate(self, ctx, it: Iteration, served, m_t: ResolvedModel) -> dict[str, Any]:
         """The E-step's samples: ``samples`` per training problem by M_t; in iteration 0 also
         ``eval_samples`` per held-out problem by M_0 (its pass@k)."""
-        probe = self._use(served, m_t)
+        probe = served.ensure(m_t)
         cfg: RestEMConfig = ctx.config
         if it.t == 0:
             _, _, rejects = load_split(cfg, with_rejects=True)
@@ -402,7 +397,7 @@ class RestEM(IterativeJob):
         _, held = load_split(cfg)
         if not held:
             return {"problems": 0}
-        self._use(served, m_next)
+        served.ensure(m_next)
         reqs = sample_requests(held, cfg.evaluation_sampling, cfg.eval_samples, m_next, "heldout")
         gens, _ = generate_rows(served.engine, reqs, it.sub("data/heldout"), ctx.run_id, "messages")
         rows = verify_inputs(held, reqs, gens, "heldout", cfg.eval_samples)

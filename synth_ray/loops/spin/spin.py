@@ -23,7 +23,7 @@ from synth_ray.loops.self_rewarding.seeds import load_ift, split_heldout
 from synth_ray.loops.spin.config import SpinConfig
 from synth_ray.loops.swap import ServedModel
 from synth_ray.models.resolve import ResolvedModel, resolve_model
-from synth_ray.stages.generate import generate_rows
+from synth_ray.stages.generate import generate_rows, read_generations
 from synth_ray.stages.records import request_id, stage_sampling, write_preferences
 from synth_ray.train.api import train_model
 
@@ -92,6 +92,12 @@ def spin_pairs(
     return prefs, rejects
 
 
+def _by_request(it: Iteration, reqs: list[dict]) -> dict[str, dict]:
+    """The generate stage's rows of ``reqs`` (one sample each), by request id."""
+    gens = read_generations(it.sub("data/generate"), {r["id"] for r in reqs})
+    return {g["request_id"]: g for g in gens}
+
+
 def mean_rouge(answers: dict[str, str], refs: dict[str, str]) -> float | None:
     """Mean ROUGE-L F of each held-out answer against the dataset's response."""
     scores = [rouge_l(refs[k], answers[k]) for k in refs if k in answers]
@@ -152,16 +158,11 @@ class Spin(IterativeJob):
         )
         return m_next
 
-    def _use(self, served: ServedModel, model: ResolvedModel) -> dict[str, Any] | None:
-        if served.engine is not None and served.model.fingerprint == model.fingerprint:
-            return None
-        return served.use(model)
-
     def _generate(self, ctx, it: Iteration, served, m_t: ResolvedModel) -> dict[str, Any]:
         """M_t's sampled answer to every training prompt, and its greedy answers to the held-out
         prompts (the evaluate stage's "before")."""
         cfg: SpinConfig = ctx.config
-        probe = self._use(served, m_t)
+        probe = served.ensure(m_t)
         train, held = split_data(cfg, ctx.layout.rejects if it.t == 0 else None)
         reqs = answer_requests(
             [p["instruction"] for p in train], cfg.response_sampling, m_t, "spin"
@@ -181,24 +182,13 @@ class Spin(IterativeJob):
             "skipped_done": stats.skipped_done,
         }
 
-    def _gens(self, it: Iteration, reqs: list[dict]) -> dict[str, dict]:
-        """The generation rows of ``reqs`` in this iteration's data (successful ones first)."""
-        table = read_parquet_dir(it.sub("data/generate"))
-        wanted = {r["id"] for r in reqs}
-        best: dict[str, dict] = {}
-        for g in table.to_pylist() if table is not None else []:
-            rid = g["request_id"]
-            if rid in wanted and (rid not in best or best[rid]["error"]):
-                best[rid] = g
-        return best
-
     def _pairs(self, ctx, it: Iteration, m_t: ResolvedModel) -> dict[str, Any]:
         cfg: SpinConfig = ctx.config
         train, _ = split_data(cfg)
         reqs = answer_requests(
             [p["instruction"] for p in train], cfg.response_sampling, m_t, "spin"
         )
-        prefs, rejects = spin_pairs(train, self._gens(it, reqs), reqs, m_t.fingerprint, it.t)
+        prefs, rejects = spin_pairs(train, _by_request(it, reqs), reqs, m_t.fingerprint, it.t)
         for p in prefs:
             p["run_id"] = ctx.run_id
         write_rejects(it.sub("rejects"), rejects, "pairs")
@@ -245,14 +235,14 @@ class Spin(IterativeJob):
         _, held = split_data(cfg)
         if not held:
             return {"heldout": 0}
-        self._use(served, m_next)
+        served.ensure(m_next)
         prompts = [h["instruction"] for h in held]
         refs = {h["instruction"]: h["output"] for h in held}
         old = answer_requests(prompts, cfg.evaluation_sampling, m_t, "held")
         new = answer_requests(prompts, cfg.evaluation_sampling, m_next, "held")
         gens, _ = generate_rows(served.engine, new, it.sub("data/heldout"), ctx.run_id, "messages")
         by_new = {g["request_id"]: g for g in gens}
-        by_old = self._gens(it, old)
+        by_old = _by_request(it, old)
 
         def answers(reqs, by):
             out = {}

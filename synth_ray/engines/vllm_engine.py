@@ -314,6 +314,21 @@ class VLLMEngine(Engine):
         pool = self._started_pool()
         return ray.get([h.weight_checksums.remote() for h in pool.handles])
 
+    def option_logprobs(self, items: list[tuple[str, list[str]]]) -> list[list[float]]:
+        """log p(option | prompt) for every option of every (prompt, options), from the
+        replicas' prompt log-probabilities (items spread over the replicas)."""
+        import ray
+
+        pool = self._started_pool()
+        n = len(pool.handles)
+        parts = [items[i::n] for i in range(n)]
+        got = ray.get([h.option_logprobs.remote(p) for h, p in zip(pool.handles, parts) if p])
+        out: list[list[float]] = [[] for _ in items]
+        for i, part in enumerate(got):
+            for j, lps in enumerate(part):
+                out[i + j * n] = lps
+        return out
+
     def reload(self, model: ResolvedModel) -> None:
         """Load ``model``'s weights into the running replicas in place (same architecture);
         the caller verifies with :meth:`weight_checksums`."""

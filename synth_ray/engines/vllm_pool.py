@@ -72,13 +72,42 @@ class VLLMReplica:
         self.model_source = model_source
         self._tokenizer = None
 
-    def _chat_prompt(self, messages: list[dict]) -> str:
+    @property
+    def tokenizer(self):
         if self._tokenizer is None:
             from transformers import AutoTokenizer
 
             self._tokenizer = AutoTokenizer.from_pretrained(self.model_source)
+        return self._tokenizer
+
+    async def _final(self, prompt: Any, params) -> Any:
+        self._next += 1
+        final = None
+        async for out in self.engine.generate(prompt, params, f"sr-{self._next}"):
+            final = out
+        return final
+
+    async def option_logprobs(self, items: list[tuple[str, list[str]]]) -> list[list[float]]:
+        """For each (prompt, options): log p(option | prompt) of every option
+        (``synth_ray.engines.option_logprobs``), all requests in flight together."""
+        import asyncio
+
+        from synth_ray.engines.option_logprobs import option_logprob
+
+        def ids(text: str) -> list[int]:
+            return list(self.tokenizer(text)["input_ids"])
+
+        flat = [(p, o) for p, opts in items for o in opts]
+        got = await asyncio.gather(*(option_logprob(self._final, ids, p, o) for p, o in flat))
+        out, k = [], 0
+        for _, opts in items:
+            out.append(list(got[k : k + len(opts)]))
+            k += len(opts)
+        return out
+
+    def _chat_prompt(self, messages: list[dict]) -> str:
         msgs = [{"role": m["role"], "content": m["content"]} for m in messages]
-        return self._tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        return self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
 
     async def _one(self, prompt: Any, sampling: dict[str, Any]) -> dict[str, Any]:
         self._next += 1

@@ -11,6 +11,8 @@ Canonical shapes (one Arrow schema per kind, whatever mix of formats came in):
 - ``pairwise``: ``prompt`` (messages), ``chosen`` and ``rejected`` (one assistant message each,
   TRL's conversational format) - strings are accepted and converted.
 - ``kwise``: ``prompt`` (messages) and ``responses`` (two or more strings, best first).
+- ``soft_pairwise``: a ``pairwise`` row and its soft ``label``, the probability that ``chosen``
+  is the better response (from ``label``, or ``score_chosen`` as the RL-CAI rows carry it).
 
 A ``.json`` file holding one JSON list (an Alpaca export) is read whole (such exports are
 small); each element is a record, numbered from 1.
@@ -33,6 +35,14 @@ ROW_SCHEMAS = {
     "text": pa.schema([("text", pa.string())]),
     "pairwise": pa.schema([("prompt", MESSAGES), ("chosen", MESSAGES), ("rejected", MESSAGES)]),
     "kwise": pa.schema([("prompt", MESSAGES), ("responses", pa.list_(pa.string()))]),
+    "soft_pairwise": pa.schema(
+        [
+            ("prompt", MESSAGES),
+            ("chosen", MESSAGES),
+            ("rejected", MESSAGES),
+            ("label", pa.float64()),
+        ]
+    ),
 }
 ROLES = ("system", "user", "assistant")
 
@@ -88,6 +98,16 @@ def _response(obj: dict, key: str) -> list[dict]:
     return [{"role": "assistant", "content": _text(obj, key)}]
 
 
+def _label(obj: dict) -> float:
+    key = "label" if "label" in obj else "score_chosen"
+    v = obj.get(key)
+    if v is None:
+        raise RowProblem("missing_field", "no 'label' (or 'score_chosen') field")
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+        raise RowProblem("bad_label", f"'{key}' is {v!r}, expected a probability in [0, 1]")
+    return float(v)
+
+
 def canonical_row(obj, kind: str, text_field: str = "text") -> dict:
     """The canonical row of a parsed record (see the module docstring), or ``RowProblem``."""
     if not isinstance(obj, dict):
@@ -108,6 +128,8 @@ def canonical_row(obj, kind: str, text_field: str = "text") -> dict:
                 {"role": "assistant", "content": _text(obj, "output")},
             ]
         }
+    if kind == "soft_pairwise":
+        return {**canonical_row(obj, "pairwise"), "label": _label(obj)}
     if kind == "pairwise":
         row = {
             "prompt": _prompt(obj),

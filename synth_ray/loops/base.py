@@ -202,15 +202,17 @@ class IterativeJob(Job):
 
 
 def check_train_settings(kind: str, v: dict[str, Any]) -> dict[str, Any]:
-    """A loop's settings for one of its training calls (fields of `method: sft` or `dpo`),
+    """A loop's settings for one of its training calls (fields of `method: sft`, `dpo` or
+    `reward`),
     validated as that job's config would be; the fields the loop sets itself are refused."""
     from synth_ray.train.dpo_config import DPOJobConfig
+    from synth_ray.train.reward_config import RewardJobConfig
     from synth_ray.train.sft_config import SFTJobConfig
 
     for key in ("method", "model", "input", "output_dir", "ref_model"):
         if key in v:
             raise ValueError(f"{key} is set by the loop, not here")
-    cls = SFTJobConfig if kind == "sft" else DPOJobConfig
+    cls = {"sft": SFTJobConfig, "dpo": DPOJobConfig, "reward": RewardJobConfig}[kind]
     raw = {"method": kind, "model": "tiny", "output_dir": "x", "input": "x"}
     try:
         cls.model_validate({**v, **raw})

@@ -26,6 +26,7 @@ from typing import Any
 
 from ray import serve
 
+from synth_ray.engines.option_logprobs import option_logprob
 from synth_ray.serve.config import JudgeConfig
 from synth_ray.stages import rubrics
 
@@ -140,27 +141,7 @@ class Judge:
         return list(self.tokenizer(text)["input_ids"])
 
     async def _option_logprob(self, prefix: str, option: str) -> float:
-        from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
-        from vllm.sampling_params import RequestOutputKind
-
-        head, full = self._ids(prefix), self._ids(prefix + option)
-        n = 0
-        while n < min(len(head), len(full)) and head[n] == full[n]:
-            n += 1
-        if n == len(full):
-            raise ValueError(f"option {option!r} adds no tokens after the prompt")
-        params = SamplingParams(
-            max_tokens=1,
-            temperature=0.0,
-            prompt_logprobs=0,
-            output_kind=RequestOutputKind.FINAL_ONLY,
-        )
-        final = await self._run(TokensPrompt(prompt_token_ids=full), params)
-        total = 0.0
-        for pos in range(max(n, 1), len(full)):
-            total += final.prompt_logprobs[pos][full[pos]].logprob
-        return total
+        return await option_logprob(self._run, self._ids, prefix, option)
 
     async def _compare_one(self, principle: str, prompt: str, a: str, b: str) -> dict[str, Any]:
         prefix = rubrics.compare_prompt(principle, prompt, a, b)

@@ -39,7 +39,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["bradley_terry_loss", "pairwise_accuracy", "plackett_luce_loss"]
+__all__ = [
+    "bradley_terry_loss",
+    "pairwise_accuracy",
+    "plackett_luce_loss",
+    "soft_bradley_terry_loss",
+]
 
 
 def bradley_terry_loss(
@@ -71,6 +76,27 @@ def bradley_terry_loss(
     if margin is not None:
         diff = diff - margin
     return -F.logsigmoid(diff).mean()
+
+
+def soft_bradley_terry_loss(
+    chosen_scores: torch.Tensor, rejected_scores: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
+    """Bradley-Terry cross-entropy against soft labels, averaged over the batch.
+
+    ``mean(-(p * logsigmoid(d) + (1 - p) * logsigmoid(-d)))`` with ``d = chosen - rejected``
+    and ``p = labels`` the probability that the chosen response is the better one: Constitutional
+    AI's preference model, trained on the feedback model's normalised P((A)), P((B)) as targets
+    (survey, "Constitutional AI"). With ``p = 1`` it is ``bradley_terry_loss``; its minimum over
+    ``d`` is at ``sigmoid(d) = p``.
+    """
+    if not (chosen_scores.shape == rejected_scores.shape == labels.shape):
+        raise ValueError(
+            f"chosen_scores {tuple(chosen_scores.shape)}, rejected_scores "
+            f"{tuple(rejected_scores.shape)} and labels {tuple(labels.shape)} must match"
+        )
+    d = chosen_scores - rejected_scores
+    p = labels.to(d.dtype)
+    return -(p * F.logsigmoid(d) + (1 - p) * F.logsigmoid(-d)).mean()
 
 
 def plackett_luce_loss(scores: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:

@@ -100,7 +100,10 @@ def tokenize_reward_pairs(batch: pa.Table, tokenizer_source: str, max_length: in
         out["rejected_ids"].append(r)
         out["n_tokens"].append(len(c) + len(r))
         out["n_target"].append(len(c) + len(r))
-    return _table(out, ("chosen_ids", "rejected_ids"))
+    table = _table(out, ("chosen_ids", "rejected_ids"))
+    if "label" in batch.column_names:  # soft_pairwise rows: P(chosen is better)
+        table = table.append_column("label", batch.column("label").cast(pa.float32()))
+    return table
 
 
 def tokenize_reward_kwise(batch: pa.Table, tokenizer_source: str, max_length: int) -> pa.Table:
@@ -173,10 +176,15 @@ def reward_collate(batch: dict, pad_id: int) -> dict:
     ``RewardTrainer.compute_loss`` reads: ``input_ids`` (2B, T), chosen rows first, and
     ``attention_mask``, right-padded."""
     seqs = _lists(batch["chosen_ids"]) + _lists(batch["rejected_ids"])
-    return {
+    out = {
         "input_ids": _pad(seqs, pad_id),
         "attention_mask": _pad([[1] * len(s) for s in seqs], 0),
     }
+    if "label" in batch:  # soft labels (B,): read by the soft-label trainer
+        import torch
+
+        out["soft_labels"] = torch.as_tensor(batch["label"], dtype=torch.float32)
+    return out
 
 
 def kwise_collate(batch: dict, pad_id: int) -> dict:

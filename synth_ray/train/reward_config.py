@@ -14,10 +14,13 @@ from synth_ray.train.base import TrainCommon
 
 class RewardJobConfig(TrainCommon, JobConfig):
     method: Literal["reward"] = Field("reward", description="Reward model (TRL RewardTrainer).")
-    loss: Literal["pairwise", "kwise"] = Field(
+    loss: Literal["pairwise", "kwise", "soft_pairwise"] = Field(
         "pairwise",
         description="pairwise: rows prompt/chosen/rejected, Bradley-Terry loss (TRL's). "
-        "kwise: rows prompt/responses (list, best first), Plackett-Luce loss (Starling).",
+        "kwise: rows prompt/responses (list, best first), Plackett-Luce loss (Starling). "
+        "soft_pairwise: pairwise rows with a soft label (label, or score_chosen: P(chosen is "
+        "better)), Bradley-Terry cross-entropy against it (Constitutional AI's preference "
+        "model).",
     )
     learning_rate: float = Field(
         1e-5, gt=0, description="Peak learning rate (InstructGPT RM: ~9e-6)."

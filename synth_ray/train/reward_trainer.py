@@ -9,6 +9,12 @@ replaced by the K-wise Plackett-Luce MLE (``synth_ray.train.losses.plackett_luce
 Starling-7B's reward model was trained on GPT-4 rankings of K=7 responses (survey,
 "Distillation techniques"); with K=2 it is the pairwise loss.
 
+``loss: soft_pairwise`` (pairwise rows with a soft ``label``, or ``score_chosen``): the same
+trainer with the Bradley-Terry cross-entropy against the label
+(``synth_ray.train.losses.soft_bradley_terry_loss``), as Constitutional AI's preference model
+was trained on the feedback model's normalised (A)/(B) probabilities (survey, "Constitutional
+AI"; the RL-CAI job's preference rows carry them as ``score_chosen``).
+
 As in SFT, rows are tokenized in the chat template by a Ray Data stage
 (``synth_ray.train.pref_data``), TRL's dataset preparation is skipped (it recognises already
 tokenized ``chosen_ids``/``rejected_ids`` on the one-row placeholder), and each worker's Ray
@@ -68,6 +74,37 @@ def _kwise_trainer_cls():
     return KwiseRewardTrainer
 
 
+def _soft_trainer_cls():
+    import torch
+    from trl import RewardTrainer
+
+    from synth_ray.train.losses import soft_bradley_terry_loss
+
+    class SoftRewardTrainer(RewardTrainer):
+        """RewardTrainer with the soft-label Bradley-Terry loss (batch: input_ids (2B, T),
+        chosen rows first, attention_mask, soft_labels (B,); see ``pref_data.reward_collate``)."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            mode = "train" if self.model.training else "eval"
+            labels = inputs.pop("soft_labels")
+            outputs = model(
+                input_ids=inputs["input_ids"],
+                attention_mask=inputs["attention_mask"],
+                use_cache=False,
+            )
+            chosen, rejected = outputs.logits.squeeze(-1).chunk(2)
+            loss = soft_bradley_terry_loss(chosen, rejected, labels)
+            with torch.no_grad():
+                acc = (chosen > rejected).float().mean()
+                self._metrics[mode]["accuracy"].append(
+                    self.accelerator.gather_for_metrics(acc).mean().item()
+                )
+                self._metrics[mode]["mean_label"].append(labels.mean().item())
+            return (loss, outputs) if return_outputs else loss
+
+    return SoftRewardTrainer
+
+
 def reward_loop(config: dict[str, Any]) -> None:
     """Ray Train worker: TRL RewardTrainer (pairwise) or its Plackett-Luce variant (kwise)."""
     import torch
@@ -93,9 +130,12 @@ def reward_loop(config: dict[str, Any]) -> None:
     args = RewardConfig(
         **W.training_args_common(config, work),
         max_length=None,
-        center_rewards_coefficient=None if kwise else config.get("center_rewards_coefficient"),
+        center_rewards_coefficient=config.get("center_rewards_coefficient")
+        if config["loss"] == "pairwise"
+        else None,
     )
-    cls = _kwise_trainer_cls() if kwise else RewardTrainer
+    soft = config["loss"] == "soft_pairwise"
+    cls = _kwise_trainer_cls() if kwise else _soft_trainer_cls() if soft else RewardTrainer
     placeholder = Dataset.from_dict(
         {"chosen_ids": [[0]], "rejected_ids": [[0]]}
     )  # already tokenized
@@ -132,11 +172,12 @@ class Reward(TrainMethod):
                 rows_kind="kwise",
             )
         else:
+            soft = ctx.config.loss == "soft_pairwise"
             run_trainer(
                 ctx,
                 reward_loop,
                 kind="reward",
                 tokenize=P.tokenize_reward_pairs,
-                columns=("chosen_ids", "rejected_ids"),
-                rows_kind="pairwise",
+                columns=("chosen_ids", "rejected_ids") + (("label",) if soft else ()),
+                rows_kind="soft_pairwise" if soft else "pairwise",
             )

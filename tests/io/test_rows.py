@@ -51,6 +51,18 @@ CASES: dict[str, list[tuple[bytes, str | None]]] = {
         (json.dumps({"prompt": "Q?", "chosen": [A, A], "rejected": "x"}).encode(), "bad_messages"),
         (b'{"prompt": null, "chosen": "a", "rejected": "b"}', "missing_field"),
     ],
+    "soft_pairwise": [
+        (b'{"prompt": "Q?", "chosen": "good", "rejected": "bad", "label": 0.8}', None),
+        (b'{"prompt": "Q?", "chosen": "good", "rejected": "bad", "score_chosen": 1}', None),
+        (b'{"prompt": "Q?", "chosen": "good", "rejected": "bad"}', "missing_field"),
+        (b'{"prompt": "Q?", "chosen": "good", "rejected": "bad", "label": 1.5}', "bad_label"),
+        (b'{"prompt": "Q?", "chosen": "good", "rejected": "bad", "label": "0.5"}', "bad_label"),
+        (b'{"prompt": "Q?", "chosen": "good", "rejected": "bad", "label": true}', "bad_label"),
+        (
+            b'{"prompt": "Q?", "chosen": "x", "rejected": "x", "label": 0.5}',
+            "chosen_equals_rejected",
+        ),
+    ],
     "kwise": [
         (b'{"prompt": "Q?", "responses": ["best", "mid", "worst"]}', None),
         (b'{"prompt": "Q?", "responses": ["only one"]}', "too_few_responses"),

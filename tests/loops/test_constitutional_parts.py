@@ -15,8 +15,9 @@ from synth_ray.io.layout import read_parquet_dir
 from synth_ray.job import load_all_jobs
 from synth_ray.loops.base import Iteration
 from synth_ray.loops.constitutional import constitution as C
+from synth_ray.loops.constitutional import rl_cai as RL
 from synth_ray.loops.constitutional import sl_cai as SL
-from synth_ray.loops.constitutional.config import ConstitutionalSLConfig
+from synth_ray.loops.constitutional.config import ConstitutionalRLConfig, ConstitutionalSLConfig
 from synth_ray.runner import load_job_config
 
 TINY = "jobs/tiny/constitutional_sl.yaml"
@@ -221,3 +222,85 @@ def test_preflight_names_the_bad_file_field(tmp_path):
     c = load_job_config(TINY, [f"output_dir={tmp_path}", f"red_team={tmp_path}/none.jsonl"])
     with pytest.raises(ConfigError, match="field 'red_team'"):
         job.preflight(c)
+
+
+# -- the RL stage's labels (recorded log-probabilities) --
+
+
+def test_rl_questions_principles_and_soft_labels():
+    cons = C.load_constitution()
+    ps = RL.principles_for(cons, "pair-1", 3, 0)
+    assert len({p.name for p in ps}) == 3 and ps == RL.principles_for(cons, "pair-1", 3, 0)
+    assert len(RL.principles_for(cons, "pair-1", 40, 0)) == 16
+    qs = RL.questions("Q?", "r0", "r1", ps[:1], both_orders=True)
+    assert [q["order"] for q in qs] == ["01", "10"]
+    assert "(A) r0\n(B) r1" in qs[0]["text"] and "(A) r1\n(B) r0" in qs[1]["text"]
+    assert ps[0].choice in qs[0]["text"] and qs[0]["text"].endswith("The answer is:")
+    assert len(RL.questions("Q?", "r0", "r1", ps, both_orders=False)) == 3
+    # P(r0 better): P(A) in order 01, P(B) in order 10, averaged
+    js = [
+        {"principle": "x", "order": "01", "p_a": 0.8},
+        {"principle": "x", "order": "10", "p_a": 0.4},
+    ]
+    assert RL.soft_label(js) == pytest.approx((0.8 + 0.6) / 2)
+    assert RL.position_consistency(js) == 1.0  # both pick r0
+    js[1]["p_a"] = 0.7  # order 10 picks (A) = r1: the two orders disagree
+    assert RL.position_consistency(js) == 0.0
+    assert RL.position_consistency(js[:1]) is None
+
+
+def test_rl_preference_rows_and_figures():
+    lab = {
+        "id": "l1",
+        "prompt": "Q",
+        "response_0": "a",
+        "response_1": "b",
+        "p_0": 0.3,
+        "judgements": json.dumps([{"principle": "x", "order": "01", "p_a": 0.3}]),
+        "source": "given",
+    }
+    row = RL.preference_row(lab, "fp", 0, "run")
+    assert (row["chosen"], row["rejected"]) == ("b", "a")
+    assert (row["score_chosen"], row["score_rejected"]) == pytest.approx((0.7, 0.3))
+    figs = RL.label_figures([lab, {**lab, "p_0": 0.9}])
+    assert figs["labelled"] == 2 and figs["agreement_with_given_order"] == 0.5
+    assert figs["mean_confidence"] == pytest.approx((0.2 + 0.4) / 2)
+    assert "position_consistency" not in figs
+    assert RL.label_figures([]) == {"labelled": 0}
+
+
+def test_rl_config_and_preflight(tmp_path):
+    c = load_job_config("jobs/tiny/constitutional_rl.yaml", [f"output_dir={tmp_path}"])
+    assert (c.principles_per_pair, c.both_orders, c.train) == (2, True, "dpo")
+    assert c.dpo["beta"] == 0.1 and c.dpo["max_steps"] == 2
+    d = ConstitutionalRLConfig(output_dir=str(tmp_path))
+    assert (d.principles_per_pair, d.both_orders, d.feedback_model) == (1, False, None)
+    assert load_all_jobs().get("constitutional_rl").kind == "loop"
+    job = RL.ConstitutionalRL()
+    empty = _jsonl(tmp_path, "prefs.jsonl", [{"prompt": "p", "chosen": "", "rejected": "r"}])
+    c = load_job_config(
+        "jobs/tiny/constitutional_rl.yaml", [f"output_dir={tmp_path}", f"pairs={empty}"]
+    )
+    with pytest.raises(ConfigError, match="field 'pairs': no usable preference rows"):
+        job.preflight(c)
+    good = _jsonl(tmp_path, "ok.jsonl", [{"prompt": "p", "chosen": "c", "rejected": "r"}])
+    c = load_job_config(
+        "jobs/tiny/constitutional_rl.yaml", [f"output_dir={tmp_path}", f"pairs={good}"]
+    )
+    job.preflight(c)
+    assert job._given(c) == [{"prompt": "p", "chosen": "c", "rejected": "r"}]
+
+
+@pytest.mark.parametrize(
+    "override,field",
+    [
+        ("reward.loss=pairwise", "loss"),
+        ("reward.learning_rate=0", "learning_rate"),
+        ("dpo.ref_model=tiny", "ref_model"),
+        ("train=ppo", "train"),
+        ("principles_per_pair=0", "principles_per_pair"),
+    ],
+)
+def test_rl_bad_settings_rejected_before_work(tmp_path, override, field):
+    with pytest.raises(ConfigError, match=field):
+        load_job_config("jobs/tiny/constitutional_rl.yaml", [f"output_dir={tmp_path}", override])

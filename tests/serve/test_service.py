@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ..logprobs import transformers_option_logprob
+
 pytestmark = [pytest.mark.slow, pytest.mark.serve, pytest.mark.vllm]  # judge: tiny vLLM
 
 PAIRS = [
@@ -158,11 +160,7 @@ def test_compare_probabilities_from_logprobs(svc, client, tiny_model):
         principle, item["prompt"], item["response_a"], item["response_b"]
     )
     for option, got in zip(rubrics.OPTIONS, (res["logprob_a"], res["logprob_b"])):
-        head, full = tok(prefix)["input_ids"], tok(prefix + option)["input_ids"]
-        n = next(i for i, (a, b) in enumerate(zip(head + [-1], full)) if a != b)
-        with torch.no_grad():
-            logp = torch.log_softmax(model(torch.tensor([full])).logits[0].float(), -1)
-        want = sum(logp[pos - 1, full[pos]].item() for pos in range(n, len(full)))
+        want = transformers_option_logprob(model, tok, prefix, option)
         assert got == pytest.approx(want, abs=0.15), option
 
 

@@ -14,6 +14,7 @@ from synth_ray.train.losses import (
     bradley_terry_loss,
     pairwise_accuracy,
     plackett_luce_loss,
+    soft_bradley_terry_loss,
 )
 
 
@@ -51,6 +52,38 @@ def test_bradley_terry_is_trls_reward_loss():
     assert expr_margin in src
     assert "-nn.functional.logsigmoid(rewards_chosen - rewards_rejected).mean()" in src
     assert "(rewards_chosen > rewards_rejected).float().mean()" in src  # its accuracy metric
+
+
+def test_soft_bradley_terry_is_cross_entropy_against_the_label():
+    g = torch.Generator().manual_seed(0)
+    c, r, p = (
+        torch.randn(16, generator=g),
+        torch.randn(16, generator=g),
+        torch.rand(16, generator=g),
+    )
+    direct = torch.stack(
+        [
+            -(
+                p[i] * math.log(torch.sigmoid(c[i] - r[i]))
+                + (1 - p[i]) * math.log(torch.sigmoid(r[i] - c[i]))
+            )
+            for i in range(16)
+        ]
+    ).mean()
+    assert torch.allclose(soft_bradley_terry_loss(c, r, p), direct, atol=1e-5)
+    # a hard label of 1 is the Bradley-Terry loss; of 0 the pair swapped
+    assert torch.allclose(soft_bradley_terry_loss(c, r, torch.ones(16)), bradley_terry_loss(c, r))
+    assert torch.allclose(soft_bradley_terry_loss(c, r, torch.zeros(16)), bradley_terry_loss(r, c))
+    # the minimum over the score gap is where sigmoid(gap) = label
+    d = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([d], lr=1.0)
+    for _ in range(500):
+        opt.zero_grad()
+        soft_bradley_terry_loss(d, torch.zeros(1), torch.tensor([0.8])).backward()
+        opt.step()
+    assert torch.sigmoid(d).item() == pytest.approx(0.8, abs=1e-3)
+    with pytest.raises(ValueError, match="must match"):
+        soft_bradley_terry_loss(c, r, p[:3])
 
 
 def test_bradley_terry_shape_mismatch():

@@ -109,6 +109,21 @@ def test_reward_pairs_and_collate_match_trl(tok, tiny_model):
         assert ours[k].tolist() == trl[k].tolist(), k
 
 
+def test_soft_labels_ride_along_to_the_batch(tok, tiny_model):
+    rows = pa.Table.from_pylist(
+        [
+            {"prompt": "Say yes", "chosen": "yes", "rejected": "no", "label": 0.75},
+            {"prompt": "Hi", "chosen": "fine", "rejected": "bad", "label": 0.25},
+        ]
+    )
+    out = P.tokenize_reward_pairs(rows, tiny_model, max_length=512)
+    assert out.column("label").to_pylist() == [0.75, 0.25]
+    batch = _np(out, ("chosen_ids", "rejected_ids"))
+    batch["label"] = out.column("label").to_numpy()
+    got = P.reward_collate(batch, pad_id=tok.pad_token_id)
+    assert got["soft_labels"].tolist() == [0.75, 0.25] and got["input_ids"].shape[0] == 4
+
+
 def test_kwise_tokenize_and_collate(tok, tiny_model):
     rows = pa.Table.from_pylist(
         [

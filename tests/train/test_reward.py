@@ -1,6 +1,8 @@
 """Reward models on Ray Train (2 CPU workers, DDP over gloo) on the tiny model: pairwise (TRL's
-RewardTrainer, Bradley-Terry) and K-wise (Plackett-Luce) both learn an easy preference
-(responses with the marker word beat those without) and rank HELD-OUT pairs correctly; the output
+RewardTrainer, Bradley-Terry), K-wise (Plackett-Luce) and soft-label pairwise (Constitutional AI's
+preference model; half the pairs have the better response as "rejected", said only by the label)
+all learn an easy preference (responses with the marker word beat those without) and rank
+HELD-OUT pairs correctly; the output
 loads as AutoModelForSequenceClassification with one score and its tokenizer."""
 
 from __future__ import annotations
@@ -73,6 +75,21 @@ def rankings(n: int, seed: int, k: int = 4) -> list[dict]:
     ]
 
 
+def soft_pairs(n: int, seed: int) -> list[dict]:
+    """Pairs whose soft label says which side is better: half of them have the marker response
+    as "rejected" with label 0.1-0.3 (P(chosen is better)), so only the labels, not the
+    positions, teach the marker preference."""
+    out = []
+    for i, r in enumerate(pairs(n, seed)):
+        rng = random.Random(seed * 1000 + i)
+        if i % 2:
+            r = {**r, "chosen": r["rejected"], "rejected": r["chosen"]}
+            out.append({**r, "label": round(rng.uniform(0.1, 0.3), 3)})
+        else:
+            out.append({**r, "label": round(rng.uniform(0.7, 0.9), 3)})
+    return out
+
+
 def _write_jsonl(path, rows) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
@@ -119,8 +136,12 @@ HELDOUT = pairs(32, seed=1)
 
 @pytest.mark.parametrize(
     "loss,rows",
-    [("pairwise", lambda: pairs(64, seed=0)), ("kwise", lambda: rankings(64, seed=0))],
-    ids=["pairwise", "kwise"],
+    [
+        ("pairwise", lambda: pairs(64, seed=0)),
+        ("kwise", lambda: rankings(64, seed=0)),
+        ("soft_pairwise", lambda: soft_pairs(64, seed=0)),
+    ],
+    ids=["pairwise", "kwise", "soft_pairwise"],
 )
 def test_reward_model_ranks_heldout_pairs(ray_local, tmp_path, loss, rows):
     rec = _run(tmp_path, loss, rows(), ["learning_rate=0.003", "max_steps=30"])

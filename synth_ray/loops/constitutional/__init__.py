@@ -33,4 +33,5 @@ critique; ``iter_<t>/sft/`` the training rows; ``iter_<t>/preferences/`` the (re
 pairs, readable by ``synth-ray export --format preferences``.
 """
 
+from synth_ray.loops.constitutional import rl_cai as _rl_cai  # noqa: F401
 from synth_ray.loops.constitutional import sl_cai as _sl_cai  # noqa: F401

@@ -108,3 +108,84 @@ class ConstitutionalSLConfig(LoopConfig):
     @classmethod
     def _sft(cls, v: dict[str, Any]) -> dict[str, Any]:
         return check_train_settings("sft", {**SFT_DEFAULTS, **v})
+
+
+# DPO on the labelled pairs (the cheaper option the RL stage offers): TRL's defaults laid under
+# the job file's (the paper trains a preference model and then the policy with RL against it).
+DPO_DEFAULTS: dict[str, Any] = {"beta": 0.1}
+
+
+class ConstitutionalRLConfig(LoopConfig):
+    method: Literal["constitutional_rl"] = Field(
+        "constitutional_rl",
+        description="Constitutional AI, RL stage (RL-CAI; Bai et al. 2022): AI feedback labels.",
+    )
+    iterations: int = Field(1, ge=1, description="Iterations (paper: one labelling pass).")
+    feedback_model: str | None = Field(
+        None,
+        description="The feedback model that labels pairs (a named model, folder or hub id). "
+        "Null: the policy model itself (the paper: a pretrained language model).",
+    )
+    red_team: str | None = Field(
+        None,
+        description="JSONL of red-team prompts whose response pairs are labelled. Null: the "
+        "shipped 40 prompts.",
+    )
+    pairs: str | None = Field(
+        None,
+        description="Label these preference rows (prompt, chosen, rejected; e.g. an SL-CAI "
+        "run's iter_0/preferences) instead of sampling pairs, and report how often the feedback "
+        "model agrees with their order.",
+    )
+    constitution: str | None = Field(
+        None, description="JSONL of principles (their 'choice' question is used). Null: shipped."
+    )
+    max_prompts: int | None = Field(
+        None, ge=1, description="Use at most this many prompts or pairs (in file order)."
+    )
+    response_sampling: SamplingConfig = Field(
+        default_factory=lambda: SamplingConfig(temperature=1.0, top_p=1.0, max_tokens=256, seed=0),
+        description="How the policy samples the two responses of a pair (temperature 1.0).",
+    )
+    principles_per_pair: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Principles sampled per pair, their labels averaged (paper: one, sampled "
+        "at random; more is the ensembling it reports as more robust).",
+    )
+    both_orders: bool = Field(
+        False,
+        description="Ask with the responses in both orders and average, cancelling position "
+        "bias (ours; the paper asks once).",
+    )
+    seed: int = Field(0, description="Seed of the principle sampling (per pair).")
+    train: Literal["dpo", "reward", "none"] = Field(
+        "dpo",
+        description="What the labelled pairs train: dpo (DPO of the policy on them, chosen = "
+        "the response the feedback model prefers: the cheaper option, M_{t+1}), reward (the "
+        "paper's preference model: a reward model on the soft labels, `loss: soft_pairwise`, "
+        "the policy unchanged) or none (labels only). RL of the policy against the preference "
+        "model (the paper's last step) is not built yet.",
+    )
+    dpo: dict[str, Any] = Field(
+        default_factory=lambda: dict(DPO_DEFAULTS),
+        description="Settings of the DPO (fields of `method: dpo`; the reference is the policy).",
+    )
+    reward: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Settings of the preference model (fields of `method: reward`; the loss is "
+        "soft_pairwise, its base the policy model).",
+    )
+
+    @field_validator("dpo")
+    @classmethod
+    def _dpo(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return check_train_settings("dpo", {**DPO_DEFAULTS, **v})
+
+    @field_validator("reward")
+    @classmethod
+    def _reward(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if "loss" in v:
+            raise ValueError("loss is set by the job (soft_pairwise)")
+        return check_train_settings("reward", {**v, "loss": "soft_pairwise"})

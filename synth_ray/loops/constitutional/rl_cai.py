@@ -347,33 +347,25 @@ class ConstitutionalRL(IterativeJob):
     def _train_reward(it: Iteration, served, m_t: ResolvedModel, cfg) -> dict[str, Any]:
         """The paper's preference model: a reward model from the policy's weights on the soft
         labels (``score_chosen``), Bradley-Terry cross-entropy (``loss: soft_pairwise``)."""
-        table = read_parquet_dir(it.sub("preferences"))
-        rows = table.to_pylist() if table is not None else []
-        if not rows:
-            return {"model": None, "rows": 0, "skipped": "no labelled pairs"}
         settings = {**cfg.reward, "loss": "soft_pairwise"}
-        served.before_training(settings.get("scaling") or {})
-        res = train_model("reward", rows, m_t.source, it.sub("preference_model"), settings)
-        return {
-            "model": res.model_dir,
-            "rows": len(rows),
-            "metrics": res.metrics,
-            "reused": res.reused,
-        }
+        res = _train_on_preferences(it, served, "reward", m_t, "preference_model", settings)
+        return {**res, "model": None} if res.get("skipped") else res
 
     @staticmethod
     def _train(it: Iteration, served, m_t: ResolvedModel, cfg) -> dict[str, Any]:
-        table = read_parquet_dir(it.sub("preferences"))
-        rows = table.to_pylist() if table is not None else []
-        if not rows:
-            return {"model": m_t.source, "rows": 0, "skipped": "no labelled pairs"}
+        """DPO of the policy on the labelled pairs, the policy as the reference -> M_{t+1}."""
         settings = {**cfg.dpo, "ref_model": m_t.source}
-        served.before_training(settings.get("scaling") or {})
-        res = train_model("dpo", rows, m_t.source, it.sub("m_next"), settings)
-        return {
-            "model": res.model_dir,
-            "rows": len(rows),
-            "metrics": res.metrics,
-            "reused": res.reused,
-            "reference": model_record(m_t),
-        }
+        res = _train_on_preferences(it, served, "dpo", m_t, "m_next", settings)
+        return {**res, "reference": model_record(m_t)}
+
+
+def _train_on_preferences(it, served, kind: str, base, out: str, settings) -> dict[str, Any]:
+    """Train ``kind`` from ``base`` on this iteration's preference rows into ``it/out``; with
+    no rows, nothing is trained and the base model is the result (said so)."""
+    table = read_parquet_dir(it.sub("preferences"))
+    rows = table.to_pylist() if table is not None else []
+    if not rows:
+        return {"model": base.source, "rows": 0, "skipped": "no labelled pairs"}
+    served.before_training(settings.get("scaling") or {})
+    res = train_model(kind, rows, base.source, it.sub(out), settings)
+    return {"model": res.model_dir, "rows": len(rows), "metrics": res.metrics, "reused": res.reused}

@@ -230,65 +230,51 @@ class ConstitutionalSL(IterativeJob):
         chain = read_chain(it.sub(f"chain/r{r - 1}"))
         items = round_requests(chain, inp, cfg, r, m_t)
         served.ensure(m_t)
-        gens, _ = generate_rows(
-            served.engine,
-            [q for _, _, q in items],
-            it.sub(f"data/critique_{r}"),
-            ctx.run_id,
-            "messages",
-        )
-        crit = {g["request_id"]: g for g in gens}
-        rejects, revise = [], []
-        for row, p, q in items:
-            text, why = _text(crit.get(q["id"]))
-            text = C.strip_label(text, "critique") if text else None
-            if not text:
-                rejects.append(
-                    reject(
-                        "critique",
-                        "no_critique",
-                        stage=f"revise_{r}",
-                        id=q["id"],
-                        detail=why or "only a label",
-                    )
-                )
-                continue
-            msgs = C.revision_messages(q["messages"], text, p)
-            rq = _request(f"rev{r}", msgs, cfg.revision_sampling, row["prompt"], m_t)
-            revise.append((row, p, text, rq))
-        gens, _ = generate_rows(
-            served.engine,
-            [q for *_, q in revise],
-            it.sub(f"data/revision_{r}"),
-            ctx.run_id,
-            "messages",
-        )
-        rev = {g["request_id"]: g for g in gens}
-        out = []
-        for row, p, critique, q in revise:
-            text, why = _text(rev.get(q["id"]))
-            text = C.strip_label(text, "revision") if text else None
-            if not text:
-                rejects.append(
-                    reject(
-                        "revision",
-                        "no_revision",
-                        stage=f"revise_{r}",
-                        id=q["id"],
-                        detail=why or "only a label",
-                    )
-                )
-                continue
-            out.append(
-                {
-                    "prompt": row["prompt"],
-                    "round": r,
-                    "principle": p.name,
-                    "critique": critique,
-                    "text": text,
-                    "request_id": q["id"],
-                }
+        rejects: list[dict] = []
+
+        def turn(label: str, reqs: list[dict]) -> dict[str, str]:
+            """Generate ``reqs`` (one turn of the round); request id -> its text without the
+            label, the others rejects (``no_<label>``) with their reason."""
+            gens, _ = generate_rows(
+                served.engine, reqs, it.sub(f"data/{label}_{r}"), ctx.run_id, "messages"
             )
+            by = {g["request_id"]: g for g in gens}
+            out = {}
+            for q in reqs:
+                text, why = _text(by.get(q["id"]))
+                text = C.strip_label(text, label) if text else None
+                if text:
+                    out[q["id"]] = text
+                else:
+                    detail = why or "only a label"
+                    rejects.append(
+                        reject(label, f"no_{label}", stage=f"revise_{r}", id=q["id"], detail=detail)
+                    )
+            return out
+
+        crit = turn("critique", [q for _, _, q in items])
+        revise = [
+            (row, p, crit[q["id"]], C.revision_messages(q["messages"], crit[q["id"]], p))
+            for row, p, q in items
+            if q["id"] in crit
+        ]
+        revise = [
+            (row, p, c, _request(f"rev{r}", msgs, cfg.revision_sampling, row["prompt"], m_t))
+            for row, p, c, msgs in revise
+        ]
+        rev = turn("revision", [q for *_, q in revise])
+        out = [
+            {
+                "prompt": row["prompt"],
+                "round": r,
+                "principle": p.name,
+                "critique": critique,
+                "text": rev[q["id"]],
+                "request_id": q["id"],
+            }
+            for row, p, critique, q in revise
+            if q["id"] in rev
+        ]
         write_chain(it.sub(f"chain/r{r}"), out)
         write_rejects(it.sub("rejects"), rejects, f"revise_{r}")
         return {

@@ -1,4 +1,5 @@
-"""A reward model scorer: a sequence classifier with one label, as the reward trainer saves it.
+"""A reward model scorer: a sequence classifier with one label, as the reward trainer saves it;
+and SteerLM's attribute scorer, the same with one output per attribute (``AttributeScorer``).
 
 ``RewardScorer`` is the one piece of code that turns (prompt, response) pairs into reward scores,
 whether it runs inside the Ray Serve reward deployment (``synth_ray.serve.reward``) or on a Ray
@@ -26,6 +27,8 @@ class RewardResult:
 class RewardScorer:
     """Load once, then ``score_pairs(prompts, responses)`` / ``score_texts(texts)`` in batches."""
 
+    single_output = True  # a reward model: one score
+
     def __init__(
         self,
         model_source: str,
@@ -48,7 +51,7 @@ class RewardScorer:
             model_source, dtype=getattr(torch, dtype)
         ).to(device)
         self.model.eval()
-        if self.model.config.num_labels != 1:
+        if self.model.config.num_labels != 1 and self.single_output:
             raise ValueError(
                 f"reward model {model_source!r} has num_labels={self.model.config.num_labels}; "
                 "a reward model has one output (num_labels=1)"
@@ -79,10 +82,19 @@ class RewardScorer:
     def score_ids(self, seqs: list[list[int]]) -> list[RewardResult]:
         """One forward pass over right-padded sequences (the classifier reads each row's last
         non-pad token); empty sequences get the pad token so the batch still runs."""
-        import torch
-
         if not seqs:
             return []
+        cut, logits = self._forward(seqs)
+        scores = logits[:, 0].float().cpu().tolist()
+        return [
+            RewardResult(float(sc), len(c), len(s) > self.max_length)
+            for sc, c, s in zip(scores, cut, seqs)
+        ]
+
+    def _forward(self, seqs: list[list[int]]):
+        """(the sequences as cut to ``max_length``, the model's (B, num_labels) outputs)."""
+        import torch
+
         cut = [s[: self.max_length] or [self.pad_id] for s in seqs]
         width = max(len(s) for s in cut)
         ids = torch.full((len(cut), width), self.pad_id, dtype=torch.long)
@@ -94,8 +106,25 @@ class RewardScorer:
             logits = self.model(
                 input_ids=ids.to(self.device), attention_mask=mask.to(self.device)
             ).logits
-        scores = logits[:, 0].float().cpu().tolist()
-        return [
-            RewardResult(float(sc), len(c), len(s) > self.max_length)
-            for sc, c, s in zip(scores, cut, seqs)
-        ]
+        return cut, logits
+
+
+class AttributeScorer(RewardScorer):
+    """SteerLM's attribute prediction model (``method: attributes``): one output per attribute,
+    named by the folder's ``id2label``. ``attribute_pairs(prompts, responses)`` -> one
+    {name: score} per pair, from the same tokens and truncation as the reward scorer."""
+
+    single_output = False
+
+    @property
+    def names(self) -> list[str]:
+        labels = self.model.config.id2label
+        return [str(labels[i]) for i in range(self.model.config.num_labels)]
+
+    def attribute_pairs(self, prompts: list[Any], responses: list[Any]) -> list[dict[str, float]]:
+        seqs = [self.tokens_for_pair(p, r) for p, r in zip(prompts, responses)]
+        if not seqs:
+            return []
+        _, logits = self._forward(seqs)
+        names = self.names
+        return [dict(zip(names, row)) for row in logits.float().cpu().tolist()]

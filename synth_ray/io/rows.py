@@ -11,6 +11,9 @@ Canonical shapes (one Arrow schema per kind, whatever mix of formats came in):
 - ``pairwise``: ``prompt`` (messages), ``chosen`` and ``rejected`` (one assistant message each,
   TRL's conversational format) - strings are accepted and converted.
 - ``kwise``: ``prompt`` (messages) and ``responses`` (two or more strings, best first).
+- ``attributes``: ``prompt`` (messages), ``response`` (one assistant message) and the response's
+  attribute scores as ``names``/``values`` (from an ``attributes`` object of name -> number or
+  null; SteerLM's attribute prediction model trains on them).
 - ``soft_pairwise``: a ``pairwise`` row and its soft ``label``, the probability that ``chosen``
   is the better response (from ``label``, or ``score_chosen`` as the RL-CAI rows carry it).
 
@@ -35,6 +38,14 @@ ROW_SCHEMAS = {
     "text": pa.schema([("text", pa.string())]),
     "pairwise": pa.schema([("prompt", MESSAGES), ("chosen", MESSAGES), ("rejected", MESSAGES)]),
     "kwise": pa.schema([("prompt", MESSAGES), ("responses", pa.list_(pa.string()))]),
+    "attributes": pa.schema(
+        [
+            ("prompt", MESSAGES),
+            ("response", MESSAGES),
+            ("names", pa.list_(pa.string())),
+            ("values", pa.list_(pa.float64())),
+        ]
+    ),
     "soft_pairwise": pa.schema(
         [
             ("prompt", MESSAGES),
@@ -98,6 +109,24 @@ def _response(obj: dict, key: str) -> list[dict]:
     return [{"role": "assistant", "content": _text(obj, key)}]
 
 
+def _scores(obj: dict) -> dict[str, list]:
+    v = obj.get("attributes")
+    if not isinstance(v, dict):
+        raise RowProblem("missing_field", "no 'attributes' object (name -> score)")
+    names, values = [], []
+    for k in sorted(v):
+        x = v[k]
+        if x is None:
+            continue  # not rated: no target for that attribute
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or x != x:
+            raise RowProblem("bad_attributes", f"attribute {k!r} is {x!r}, expected a number")
+        names.append(str(k))
+        values.append(float(x))
+    if not names:
+        raise RowProblem("bad_attributes", "no attribute has a score")
+    return {"names": names, "values": values}
+
+
 def _label(obj: dict) -> float:
     key = "label" if "label" in obj else "score_chosen"
     v = obj.get(key)
@@ -128,6 +157,8 @@ def canonical_row(obj, kind: str, text_field: str = "text") -> dict:
                 {"role": "assistant", "content": _text(obj, "output")},
             ]
         }
+    if kind == "attributes":
+        return {"prompt": _prompt(obj), "response": _response(obj, "response"), **_scores(obj)}
     if kind == "soft_pairwise":
         return {**canonical_row(obj, "pairwise"), "label": _label(obj)}
     if kind == "pairwise":

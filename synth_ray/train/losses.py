@@ -41,6 +41,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "bradley_terry_loss",
+    "masked_mse_loss",
     "pairwise_accuracy",
     "plackett_luce_loss",
     "soft_bradley_terry_loss",
@@ -97,6 +98,23 @@ def soft_bradley_terry_loss(
     d = chosen_scores - rejected_scores
     p = labels.to(d.dtype)
     return -(p * F.logsigmoid(d) + (1 - p) * F.logsigmoid(-d)).mean()
+
+
+def masked_mse_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the rated entries only: SteerLM's attribute prediction model as a
+    multi-output regression, where a response need not be rated on every attribute.
+
+    ``sum(mask * (pred - target)^2) / sum(mask)`` over the (B, K) batch (0 when nothing is
+    rated); unrated targets may hold anything (NaN included) and get neither loss nor gradient.
+    """
+    if not (pred.shape == target.shape == mask.shape):
+        raise ValueError(
+            f"pred {tuple(pred.shape)}, target {tuple(target.shape)} and mask "
+            f"{tuple(mask.shape)} must match"
+        )
+    m = mask.to(pred.dtype)
+    diff = torch.where(mask.bool(), pred - torch.nan_to_num(target), torch.zeros_like(pred))
+    return (diff.pow(2) * m).sum() / m.sum().clamp_min(1.0)
 
 
 def plackett_luce_loss(scores: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:

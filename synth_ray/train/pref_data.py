@@ -130,6 +130,36 @@ def tokenize_reward_kwise(batch: pa.Table, tokenizer_source: str, max_length: in
     )
 
 
+def tokenize_attributes(
+    batch: pa.Table, tokenizer_source: str, max_length: int, names: list[str]
+) -> pa.Table:
+    """Ray Data stage: attribute rows -> ``input_ids`` (the whole prompt+response, cut to
+    ``max_length``), ``targets`` (one value per attribute of ``names``, 0 where unrated) and
+    ``target_mask`` (1 where rated) (+ ``n_tokens``, ``n_target``)."""
+    tok = _tokenizer(tokenizer_source)
+    index = {n: i for i, n in enumerate(names)}
+    out: dict[str, list] = {"input_ids": [], "targets": [], "target_mask": [], "n_tokens": []}
+    for row in batch.to_pylist():
+        ids = full_tokens(tok, row["prompt"], row["response"])[:max_length]
+        target, mask = [0.0] * len(names), [0.0] * len(names)
+        for n, v in zip(row["names"], row["values"]):
+            if n in index:
+                target[index[n]], mask[index[n]] = float(v), 1.0
+        out["input_ids"].append(ids)
+        out["targets"].append(target)
+        out["target_mask"].append(mask)
+        out["n_tokens"].append(len(ids))
+    return pa.table(
+        {
+            "input_ids": pa.array(out["input_ids"], _IDS),
+            "targets": pa.array(out["targets"], pa.list_(pa.float32())),
+            "target_mask": pa.array(out["target_mask"], pa.list_(pa.float32())),
+            "n_tokens": pa.array(out["n_tokens"], pa.int32()),
+            "n_target": pa.array([int(sum(m)) for m in out["target_mask"]], pa.int32()),
+        }
+    )
+
+
 def _table(out: dict[str, list], id_cols: tuple[str, ...]) -> pa.Table:
     cols = {k: pa.array(out[k], _IDS) for k in id_cols}
     cols["n_tokens"] = pa.array(out["n_tokens"], pa.int32())
@@ -185,6 +215,21 @@ def reward_collate(batch: dict, pad_id: int) -> dict:
 
         out["soft_labels"] = torch.as_tensor(batch["label"], dtype=torch.float32)
     return out
+
+
+def attributes_collate(batch: dict, pad_id: int) -> dict:
+    """Numpy batch of ``input_ids``/``targets``/``target_mask`` -> ``input_ids`` (B, T),
+    ``attention_mask``, right-padded, and ``targets``, ``target_mask`` (B, K) float tensors."""
+    import numpy as np
+    import torch
+
+    seqs = _lists(batch["input_ids"])
+    return {
+        "input_ids": _pad(seqs, pad_id),
+        "attention_mask": _pad([[1] * len(s) for s in seqs], 0),
+        "targets": torch.as_tensor(np.stack(list(batch["targets"])), dtype=torch.float32),
+        "target_mask": torch.as_tensor(np.stack(list(batch["target_mask"])), dtype=torch.float32),
+    }
 
 
 def kwise_collate(batch: dict, pad_id: int) -> dict:

@@ -51,6 +51,17 @@ CASES: dict[str, list[tuple[bytes, str | None]]] = {
         (json.dumps({"prompt": "Q?", "chosen": [A, A], "rejected": "x"}).encode(), "bad_messages"),
         (b'{"prompt": null, "chosen": "a", "rejected": "b"}', "missing_field"),
     ],
+    "attributes": [
+        (b'{"prompt": "Q?", "response": "A.", "attributes": {"quality": 4, "humor": 0.5}}', None),
+        (b'{"prompt": "Q?", "response": "A.", "attributes": {"quality": 3, "humor": null}}', None),
+        (b'{"prompt": "Q?", "response": "A.", "attributes": {"humor": null}}', "bad_attributes"),
+        (
+            b'{"prompt": "Q?", "response": "A.", "attributes": {"quality": "high"}}',
+            "bad_attributes",
+        ),
+        (b'{"prompt": "Q?", "response": "A.", "attributes": [4]}', "missing_field"),
+        (b'{"prompt": "Q?", "attributes": {"quality": 4}}', "missing_field"),
+    ],
     "soft_pairwise": [
         (b'{"prompt": "Q?", "chosen": "good", "rejected": "bad", "label": 0.8}', None),
         (b'{"prompt": "Q?", "chosen": "good", "rejected": "bad", "score_chosen": 1}', None),
@@ -143,3 +154,14 @@ def test_pretraining_text_from_parquet_needs_the_column(tmp_path):
         ("m.parquet", 2, "empty_field"),
         ("other.parquet", None, "missing_text_column"),
     }
+
+
+def test_attribute_rows_keep_only_rated_names(tmp_path):
+    p = tmp_path / "a.jsonl"
+    p.write_text(
+        json.dumps({"prompt": "Q?", "response": "A.", "attributes": {"b": 1, "a": None, "c": 2.5}})
+        + "\n"
+    )
+    rows, rejects = _read(p, "attributes", tmp_path)
+    assert not rejects
+    assert (rows[0]["names"], rows[0]["values"]) == (["b", "c"], [1.0, 2.5])

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from synth_ray.train.losses import (
     bradley_terry_loss,
+    masked_mse_loss,
     pairwise_accuracy,
     plackett_luce_loss,
     soft_bradley_terry_loss,
@@ -214,3 +215,17 @@ def test_trl_dpo_sigmoid_branch_is_the_formula_used():
     assert "chosen_logratios = chosen_logps - ref_chosen_logps" in trainer_src
     assert 'default_factory=lambda: ["sigmoid"]' in config_src
     assert 'default="reverse_kl"' in config_src
+
+
+def test_masked_mse_counts_only_rated_attributes():
+    pred = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]], requires_grad=True)
+    target = torch.tensor([[2.0, float("nan"), 3.0], [1.0, 5.0, float("nan")]])
+    mask = torch.tensor([[1.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
+    loss = masked_mse_loss(pred, target, mask)
+    assert loss.item() == pytest.approx((1 + 0 + 1 + 25) / 4)
+    loss.backward()
+    assert pred.grad[0, 1] == 0 and pred.grad[1, 2] == 0  # no gradient where unrated
+    assert torch.isfinite(pred.grad).all()
+    assert masked_mse_loss(pred, target, torch.zeros(2, 3)).item() == 0.0
+    with pytest.raises(ValueError, match="must match"):
+        masked_mse_loss(pred, target[:1], mask)

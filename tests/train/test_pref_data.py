@@ -161,3 +161,33 @@ def test_job_config_defaults():
     )
     with pytest.raises(ValueError):
         RewardJobConfig(input="x", output_dir="y", loss="listwise")
+
+
+def test_attribute_rows_tokenize_and_collate(tok, tiny_model):
+    rows = pa.Table.from_pylist(
+        [
+            {
+                "prompt": "Q1",
+                "response": "a b",
+                "names": ["humor", "quality"],
+                "values": [1.0, 4.0],
+            },
+            {"prompt": "Q2", "response": "c", "names": ["toxicity"], "values": [2.0]},
+        ]
+    )
+    out = P.tokenize_attributes(rows, tiny_model, 512, names=["quality", "humor", "unused"])
+    assert out.column("targets").to_pylist() == [[4.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
+    assert out.column("target_mask").to_pylist() == [[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
+    assert out.column("n_target").to_pylist() == [2, 0]
+    batch = _np(out, ("input_ids",))
+    batch["targets"] = np.array(
+        [np.array(x, dtype=np.float32) for x in out.column("targets").to_pylist()]
+    )
+    batch["target_mask"] = np.array(
+        [np.array(x, dtype=np.float32) for x in out.column("target_mask").to_pylist()]
+    )
+    got = P.attributes_collate(batch, pad_id=tok.pad_token_id)
+    assert got["targets"].shape == got["target_mask"].shape == (2, 3)
+    assert got["input_ids"].shape[0] == 2 and got["attention_mask"].sum() == sum(
+        out.column("n_tokens").to_pylist()
+    )

@@ -184,6 +184,10 @@ class VLLMEngine(Engine):
             "backend": "xgrammar",
             "disable_any_whitespace": True,
         }
+        # Every engine loads our worker extension: loops read weight checksums back through
+        # it, and importing it asks for AMX permission in each worker process before its first
+        # forward pass (``vllm_worker_ext.request_amx``: a SIGILL otherwise, on AMX CPUs).
+        engine_kwargs["worker_extension_cls"] = _WORKER_EXTENSION
         engine_kwargs.update(c.engine_kwargs)
         if device == "cpu":
             # ray.data.llm's default bundle asks for a GPU and would wait forever on CPU nodes.
@@ -258,8 +262,6 @@ class VLLMEngine(Engine):
         c = self.config
         if self._pool is None:
             engine_kwargs, bundles, accelerator, env = self.engine_setup()
-            # Loops read weight checksums back from the workers to verify a swap.
-            engine_kwargs.setdefault("worker_extension_cls", _WORKER_EXTENSION)
             if len(bundles) > 1:  # tensor parallel: vLLM's Ray executor uses the group's bundles
                 engine_kwargs.setdefault("distributed_executor_backend", "ray")
             if accelerator:

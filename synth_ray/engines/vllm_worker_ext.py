@@ -21,6 +21,30 @@ from __future__ import annotations
 PROBE_SUFFIXES = ("embed_tokens.weight", "norm.weight", "mlp.down_proj.weight")
 
 
+def request_amx() -> bool | None:
+    """Ask Linux for this process's permission to use AMX tiles (``arch_prctl``), as PyTorch's
+    ``torch.cpu._init_amx`` does; None where the CPU has no AMX or torch no such call.
+
+    Every engine process we start imports this module (the worker extension), so this runs in
+    each vLLM worker before its first forward pass. Without it, on CPUs with AMX (Sapphire
+    Rapids and later) in bfloat16, a first request of a single prompt token kills the worker
+    with SIGILL (exit code -4; seen here with the tiny model and a one-token prompt): that
+    forward reaches an AMX kernel before anything has asked for the permission, which the
+    larger matrix products of a longer first prompt ask for on their way (through oneDNN).
+    """
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is there wherever vLLM is
+        return None
+    cpu = getattr(torch, "cpu", None)
+    if not (hasattr(cpu, "_init_amx") and cpu._is_amx_tile_supported()):
+        return None
+    return bool(cpu._init_amx())
+
+
+AMX_READY = request_amx()
+
+
 def checksum_tensor(t) -> tuple[str, float, float, list[int]]:
     """(dtype, sum, sum of squares, shape) in float64 of a tensor as it is stored."""
     import torch

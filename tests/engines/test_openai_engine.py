@@ -44,6 +44,10 @@ def vllm_server(tiny_model, tmp_path_factory):
         "--enforce-eager",
         "--max-model-len",
         "2048",
+        # asks for AMX permission in the server's worker (a SIGILL on a one-token first prompt
+        # otherwise, on AMX CPUs: synth_ray.engines.vllm_worker_ext.request_amx)
+        "--worker-extension-cls",
+        "synth_ray.engines.vllm_worker_ext.WeightProbe",
     ]
     with open(log, "wb") as out:
         proc = subprocess.Popen(

@@ -25,6 +25,8 @@ def test_cpu_processor_config(monkeypatch):
     # seeded requests crash vLLM's CPU backend when their prefill is split across steps
     assert kw["enable_chunked_prefill"] is False and kw["enforce_eager"] is True
     assert kw["disable_log_stats"] is True
+    # every engine's workers import the worker extension, which asks for AMX permission first
+    assert kw["worker_extension_cls"] == "synth_ray.engines.vllm_worker_ext.WeightProbe"
     assert pc.runtime_env["env_vars"]["VLLM_CPU_KVCACHE_SPACE"] == "1"
     assert pc.runtime_env["worker_process_setup_hook"].endswith("final_only_outputs")
     assert not _on(pc.tokenize_stage) and not _on(pc.detokenize_stage)
@@ -133,3 +135,13 @@ def test_cpu_threads_and_dtype(monkeypatch, tmp_path):
     assert has_half(str(info)) is False
     info.write_text("flags : fpu avx512f avx512_bf16 amx_tile\n")
     assert has_half(str(info)) is True
+
+
+def test_amx_permission_is_asked_where_the_cpu_has_amx():
+    import torch
+
+    from synth_ray.engines import vllm_worker_ext
+
+    amx = torch.cpu._is_amx_tile_supported()
+    assert vllm_worker_ext.AMX_READY is (True if amx else None)
+    assert vllm_worker_ext.request_amx() is (True if amx else None)  # asking again is harmless

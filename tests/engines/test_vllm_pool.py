@@ -124,6 +124,8 @@ def test_chat_messages_and_samples(engine):
 
 
 def test_close_stops_replicas(tiny_model, ray_local):
+    """Also the regression test of a one-token first prompt: on AMX CPUs in bfloat16 it killed
+    the worker with SIGILL before the worker extension asked for AMX permission."""
     import ray
 
     eng = build_engine(

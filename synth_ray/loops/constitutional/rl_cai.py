@@ -197,7 +197,9 @@ class ConstitutionalRL(IterativeJob):
                 "pairs_in": resp["pairs"],
                 **{k: v for k, v in lab.items() if k not in ("datasets", "probe")},
                 "preference_pairs": pairs["pairs"],
-                "rejected": pairs["rejected"] + resp["rejected"],
+                "rejected": dict(
+                    sorted((Counter(pairs["rejected"]) + Counter(resp["rejected"])).items())
+                ),
             }
         )
         return m_next

@@ -47,8 +47,19 @@ demo: install
 	    --set input=outputs/demo_docs.jsonl --set output_dir=$(DEMO_OUT) --set engine.kv_cache_space_gb=2
 	$(VENV)/bin/synth-ray show $(DEMO_OUT) --n 3
 
+# Two pytest workers (pytest-xdist, a test file whole on one worker with its shared engine,
+# service or cluster): while one file waits on start-ups (Ray, an engine, a trainer's workers),
+# the other computes. SERIAL_TESTS look at processes machine-wide (the scoring service's
+# replicas by name, every process in the sandbox's uid range) and run after, in one process.
+# TEST_WORKERS=0 runs the first part in one process too. Exit code 5 (nothing selected, e.g.
+# PYTEST_ARGS="-m cluster" in the serial part) is not a failure.
+TEST_WORKERS ?= 2
+SERIAL_TESTS := tests/serve tests/stages/verify
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@rc=0; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(addprefix --ignore=,$(SERIAL_TESTS)) $(PYTEST_ARGS) || { s=$$?; [ $$s -eq 5 ] || rc=$$s; }; \
+	$(PY) -m pytest $(SERIAL_TESTS) $(PYTEST_ARGS) || { s=$$?; [ $$s -eq 5 ] || rc=$$s; }; \
+	exit $$rc
 
 # Tiers: tests/README.md. The conftest guard fails any test here that starts Ray.
 test-fast: install

@@ -44,9 +44,34 @@ def _mis_marked(item: pytest.Item, what: str) -> str:
     )
 
 
+# The longest test files (measured: tests/README.md), started first so that ``make test``'s two
+# workers do not end with one of them alone on a long file (longest-first scheduling).
+LONGEST_FIRST = (
+    "tests/loops/test_backtranslation.py",
+    "tests/methods/test_wrap_kill.py",
+    "tests/loops/test_self_rewarding.py",
+    "tests/train/test_sft.py",
+    "tests/loops/test_constitutional.py",
+    "tests/cluster/test_two_node.py",
+    "tests/loops/test_spin.py",
+    "tests/loops/test_rest_em.py",
+    "tests/cluster/test_job_submit.py",
+    "tests/tasks/evol_instruct/test_evol_instruct_vllm.py",
+    "tests/engines/test_vllm_pool.py",
+    "tests/loops/test_constitutional_rl.py",
+)
+
+
+def _file_rank(item: pytest.Item) -> int:
+    path = item.nodeid.split("::", 1)[0]
+    return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
 def pytest_collection_modifyitems(config, items):
     """``slow`` and a kind go together: a kind without ``slow`` would run in the fast tier, and
-    ``slow`` without a kind escapes ``-m vllm`` / ``-m "not cluster"`` selections."""
+    ``slow`` without a kind escapes ``-m vllm`` / ``-m "not cluster"`` selections. The longest
+    files go first (a stable sort: every file's tests stay together and in order)."""
+    items.sort(key=_file_rank)
     bad = []
     for item in items:
         slow = item.get_closest_marker("slow") is not None

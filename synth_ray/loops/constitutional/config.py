@@ -13,14 +13,9 @@ from synth_ray.loops.base import LoopConfig, check_train_settings
 SFT_DEFAULTS: dict[str, Any] = {"epochs": 1.0}
 
 
-class ConstitutionalSLConfig(LoopConfig):
-    method: Literal["constitutional_sl"] = Field(
-        "constitutional_sl",
-        description="Constitutional AI, supervised stage (SL-CAI; Bai et al. 2022).",
-    )
-    iterations: int = Field(
-        1, ge=1, description="Iterations (paper: one pass; more repeat it with M_{t+1})."
-    )
+class CAIConfig(LoopConfig):
+    """Fields both Constitutional AI stages share: the prompts and the constitution."""
+
     red_team: str | None = Field(
         None,
         description="JSONL of red-team prompts (a 'prompt' string per row). Null: the shipped "
@@ -28,8 +23,25 @@ class ConstitutionalSLConfig(LoopConfig):
     )
     constitution: str | None = Field(
         None,
-        description="JSONL of principles (name, critique, revision, choice). Null: the shipped "
-        "16 principles of this project's own wording (the paper's count).",
+        description="JSONL of principles (name, critique, revision, choice: the RL stage asks "
+        "the 'choice' question). Null: the shipped 16 principles of this project's own wording "
+        "(the paper's count).",
+    )
+    max_prompts: int | None = Field(
+        None, ge=1, description="Use at most this many prompts (or given pairs), in file order."
+    )
+    seed: int = Field(
+        0, description="Seed of the principle sampling (SL: per prompt and round; RL: per pair)."
+    )
+
+
+class ConstitutionalSLConfig(CAIConfig):
+    method: Literal["constitutional_sl"] = Field(
+        "constitutional_sl",
+        description="Constitutional AI, supervised stage (SL-CAI; Bai et al. 2022).",
+    )
+    iterations: int = Field(
+        1, ge=1, description="Iterations (paper: one pass; more repeat it with M_{t+1})."
     )
     fewshot: str | None = Field(
         None,
@@ -39,9 +51,6 @@ class ConstitutionalSLConfig(LoopConfig):
     )
     fewshot_examples: int = Field(
         2, ge=0, description="How many few-shot examples to show (0: none)."
-    )
-    max_prompts: int | None = Field(
-        None, ge=1, description="Use at most this many red-team prompts (in file order)."
     )
     revisions: int = Field(
         4,
@@ -80,7 +89,6 @@ class ConstitutionalSLConfig(LoopConfig):
         "instructions to 183k red-team prompts); the helpful instructions are used in file "
         "order up to this share, every sample of each.",
     )
-    seed: int = Field(0, description="Seed of the principle sampling (per prompt and round).")
     response_sampling: SamplingConfig = Field(
         default_factory=lambda: SamplingConfig(temperature=1.0, top_p=1.0, max_tokens=256, seed=0),
         description="How M_t answers the red-team and helpfulness prompts (temperature 1.0; "
@@ -115,7 +123,7 @@ class ConstitutionalSLConfig(LoopConfig):
 DPO_DEFAULTS: dict[str, Any] = {"beta": 0.1}
 
 
-class ConstitutionalRLConfig(LoopConfig):
+class ConstitutionalRLConfig(CAIConfig):
     method: Literal["constitutional_rl"] = Field(
         "constitutional_rl",
         description="Constitutional AI, RL stage (RL-CAI; Bai et al. 2022): AI feedback labels.",
@@ -126,22 +134,11 @@ class ConstitutionalRLConfig(LoopConfig):
         description="The feedback model that labels pairs (a named model, folder or hub id). "
         "Null: the policy model itself (the paper: a pretrained language model).",
     )
-    red_team: str | None = Field(
-        None,
-        description="JSONL of red-team prompts whose response pairs are labelled. Null: the "
-        "shipped 40 prompts.",
-    )
     pairs: str | None = Field(
         None,
         description="Label these preference rows (prompt, chosen, rejected; e.g. an SL-CAI "
         "run's iter_0/preferences) instead of sampling pairs, and report how often the feedback "
         "model agrees with their order.",
-    )
-    constitution: str | None = Field(
-        None, description="JSONL of principles (their 'choice' question is used). Null: shipped."
-    )
-    max_prompts: int | None = Field(
-        None, ge=1, description="Use at most this many prompts or pairs (in file order)."
     )
     response_sampling: SamplingConfig = Field(
         default_factory=lambda: SamplingConfig(temperature=1.0, top_p=1.0, max_tokens=256, seed=0),
@@ -159,7 +156,6 @@ class ConstitutionalRLConfig(LoopConfig):
         description="Ask with the responses in both orders and average, cancelling position "
         "bias (ours; the paper asks once).",
     )
-    seed: int = Field(0, description="Seed of the principle sampling (per pair).")
     train: Literal["dpo", "reward", "none"] = Field(
         "dpo",
         description="What the labelled pairs train: dpo (DPO of the policy on them, chosen = "

@@ -49,7 +49,8 @@ demo: install
 
 # Two pytest workers (pytest-xdist, a test file whole on one worker with its shared engine,
 # service or cluster): while one file waits on start-ups (Ray, an engine, a trainer's workers),
-# the other computes. SERIAL_TESTS look at processes machine-wide (the scoring service's
+# the other computes. Files go out in collection order, the longest first (tests/conftest.py;
+# xdist's own order, by number of tests, would leave the one-test kill tests for the end). SERIAL_TESTS look at processes machine-wide (the scoring service's
 # replicas by name, every process in the sandbox's uid range) and run after, in one process.
 # TEST_WORKERS=0 runs the first part in one process too. Exit code 5 (nothing selected, e.g.
 # PYTEST_ARGS="-m cluster" in the serial part) is not a failure.
@@ -57,7 +58,7 @@ TEST_WORKERS ?= 2
 SERIAL_TESTS := tests/serve tests/stages/verify
 test: install
 	@rc=0; \
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(addprefix --ignore=,$(SERIAL_TESTS)) $(PYTEST_ARGS) || { s=$$?; [ $$s -eq 5 ] || rc=$$s; }; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(addprefix --ignore=,$(SERIAL_TESTS)) $(PYTEST_ARGS) || { s=$$?; [ $$s -eq 5 ] || rc=$$s; }; \
 	$(PY) -m pytest $(SERIAL_TESTS) $(PYTEST_ARGS) || { s=$$?; [ $$s -eq 5 ] || rc=$$s; }; \
 	exit $$rc
 

@@ -32,6 +32,22 @@ from synth_ray.train.base import TrainMethod
 from synth_ray.train.reward_config import RewardJobConfig
 
 
+def _forward_scores(trainer, model, inputs):
+    """(train or eval, the model's outputs, one score per row of ``input_ids``): the forward
+    pass both custom losses share."""
+    outputs = model(
+        input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False
+    )
+    return ("train" if trainer.model.training else "eval"), outputs, outputs.logits.squeeze(-1)
+
+
+def _log_accuracy(trainer, mode: str, acc) -> None:
+    """The accuracy metric as TRL's RewardTrainer logs it (gathered across ranks)."""
+    trainer._metrics[mode]["accuracy"].append(
+        trainer.accelerator.gather_for_metrics(acc).mean().item()
+    )
+
+
 def _kwise_trainer_cls():
     import torch
     from trl import RewardTrainer
@@ -43,14 +59,9 @@ def _kwise_trainer_cls():
         (B*K, T), attention_mask, lengths (B,); see ``pref_data.kwise_collate``)."""
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            mode = "train" if self.model.training else "eval"
             lengths = inputs.pop("lengths")
-            outputs = model(
-                input_ids=inputs["input_ids"],
-                attention_mask=inputs["attention_mask"],
-                use_cache=False,
-            )
-            scores = outputs.logits.squeeze(-1).view(lengths.shape[0], -1)
+            mode, outputs, flat = _forward_scores(self, model, inputs)
+            scores = flat.view(lengths.shape[0], -1)
             loss = plackett_luce_loss(scores, lengths)
             with torch.no_grad():
                 k = scores.shape[1]
@@ -63,10 +74,7 @@ def _kwise_trainer_cls():
                     & valid.unsqueeze(1)
                 )
                 right = (scores.unsqueeze(2) > scores.unsqueeze(1)) & pair
-                acc = right.sum().float() / pair.sum().clamp_min(1).float()
-                self._metrics[mode]["accuracy"].append(
-                    self.accelerator.gather_for_metrics(acc).mean().item()
-                )
+                _log_accuracy(self, mode, right.sum().float() / pair.sum().clamp_min(1).float())
                 valid_scores = scores[valid]
                 self._metrics[mode]["mean_reward"].append(valid_scores.mean().item())
             return (loss, outputs) if return_outputs else loss
@@ -85,20 +93,12 @@ def _soft_trainer_cls():
         chosen rows first, attention_mask, soft_labels (B,); see ``pref_data.reward_collate``)."""
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            mode = "train" if self.model.training else "eval"
             labels = inputs.pop("soft_labels")
-            outputs = model(
-                input_ids=inputs["input_ids"],
-                attention_mask=inputs["attention_mask"],
-                use_cache=False,
-            )
-            chosen, rejected = outputs.logits.squeeze(-1).chunk(2)
+            mode, outputs, flat = _forward_scores(self, model, inputs)
+            chosen, rejected = flat.chunk(2)
             loss = soft_bradley_terry_loss(chosen, rejected, labels)
             with torch.no_grad():
-                acc = (chosen > rejected).float().mean()
-                self._metrics[mode]["accuracy"].append(
-                    self.accelerator.gather_for_metrics(acc).mean().item()
-                )
+                _log_accuracy(self, mode, (chosen > rejected).float().mean())
                 self._metrics[mode]["mean_label"].append(labels.mean().item())
             return (loss, outputs) if return_outputs else loss
 
